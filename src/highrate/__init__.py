@@ -1,0 +1,1 @@
+"""highrate: high-rate declarative columnar analysis."""
