@@ -1,1 +1,30 @@
-"""highrate: high-rate declarative columnar analysis."""
+"""highrate: high-rate, declarative columnar analysis of flat collision data (CMS NanoAOD)."""
+
+from __future__ import annotations
+
+from highrate.analysis import Analysis, Axis, Cut, Histogram, Weight, load_analysis
+from highrate.datasets import Dataset, load_datasets
+from highrate.errors import HighrateError
+from highrate.result import Result, accumulate
+from highrate.runner import Progress, RunOptions, RunOutcome, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Analysis",
+    "Axis",
+    "Cut",
+    "Dataset",
+    "HighrateError",
+    "Histogram",
+    "Progress",
+    "Result",
+    "RunOptions",
+    "RunOutcome",
+    "Weight",
+    "__version__",
+    "accumulate",
+    "load_analysis",
+    "load_datasets",
+    "run",
+]

@@ -1,0 +1,55 @@
+"""The reference Z→μμ analysis: skim, MuonGood/JetGood, dilepton preselection, six histograms."""
+
+import awkward as ak
+import numpy as np
+
+from highrate import Analysis, Axis, Cut, Histogram, Weight
+from highrate.kinematics import leading_pair_mass, nth
+
+
+def muon_good(events, params):
+    mu = events.Muon
+    good = mu.tightId & (mu.pfRelIso04_all < params["iso"]) & (mu.pt > params["pt"]) & (abs(mu.eta) < params["eta"])
+    return mu[good]
+
+
+def jet_good(events, params):
+    jet = events.Jet
+    return jet[(jet.pt > params["pt"]) & (abs(jet.eta) < params["eta"]) & (jet.jetId >= params["jetId"])]
+
+
+def dilepton(events, params):
+    mu = events.MuonGood
+    mll = leading_pair_mass(mu)
+    lead = ak.fill_none(nth(mu, 0).pt, 0.0)
+    charge = ak.fill_none(nth(mu, 0).charge * nth(mu, 1).charge, 0)
+    return (ak.num(mu) == 2) & (lead > params["lead_pt"]) & (charge < 0) & (mll > params["mll"][0]) & (mll < params["mll"][1])
+
+
+analysis = Analysis(
+    name="zmumu",
+    skim=[
+        Cut("PV_npvsGood", lambda ev: ev.PV.npvsGood > 0),
+        Cut("goodVertices", lambda ev: ev.Flag.goodVertices),
+        Cut("muon_pt18", lambda ev, p: ak.any(ev.Muon.pt > p["pt"], axis=1), params={"pt": 18}),
+        Cut("HLT_IsoMu24", lambda ev: ev.HLT.IsoMu24),
+    ],
+    objects={
+        "MuonGood": lambda ev: muon_good(ev, {"iso": 0.15, "pt": 15, "eta": 2.4}),
+        "JetGood": lambda ev: jet_good(ev, {"pt": 30, "eta": 2.4, "jetId": 2}),
+    },
+    preselection=[
+        Cut("dilepton", dilepton, params={"lead_pt": 25, "mll": (60, 120)}),
+    ],
+    categories={"baseline": []},
+    weights=[Weight("genWeight", lambda ev: ev.genWeight)],
+    quantities={"mll": lambda ev: leading_pair_mass(ev.MuonGood)},
+    histograms=[
+        Histogram("mll", Axis("mll", 120, 60, 120, label=r"$m_{\mu\mu}$ [GeV]")),
+        Histogram("MuonGood_pt_1", Axis("MuonGood.pt[0]", 100, 0, 200, label=r"Leading muon $p_T$ [GeV]")),
+        Histogram("MuonGood_eta_1", Axis("MuonGood.eta[0]", 50, -2.5, 2.5, label=r"Leading muon $\eta$")),
+        Histogram("MuonGood_phi_1", Axis("MuonGood.phi[0]", 64, -3.2, 3.2, label=r"Leading muon $\phi$")),
+        Histogram("nJetGood", Axis("nJetGood", 10, 0, 10, label="Number of good jets")),
+        Histogram("JetGood_pt_1", Axis("JetGood.pt[0]", 100, 0, 500, label=r"Leading jet $p_T$ [GeV]")),
+    ],
+)

@@ -1,0 +1,239 @@
+"""The analysis definition: skim, objects, preselection, categories, weights, histograms.
+
+The vocabulary is PocketCoffea's. Cuts, objects, quantities and weights are plain functions of
+the events (an awkward record array with NanoAOD collections: ``events.Muon.pt``,
+``events.HLT.IsoMu24``, ``events.PV.npvsGood``). A function takes ``(events)``,
+``(events, params)`` or ``(events, params, meta)`` where ``meta`` is the dataset's metadata
+(``is_mc``, ``year``, ``dataset``, ``sample``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from highrate.errors import ConfigError, did_you_mean
+
+QUANTITY_PATTERN = re.compile(r"^(?P<base>[A-Za-z_]\w*)(?:\.(?P<field>[A-Za-z_]\w*))?(?:\[(?P<index>\d+)\])?$")
+
+
+def _arity(function: Callable[..., Any], what: str) -> int:
+    if not callable(function):
+        raise ConfigError(f"{what}: expected a function of the events, got {type(function).__name__}.")
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 3
+    if not 1 <= len(positional) <= 3:
+        raise ConfigError(f"{what}: the function must take (events), (events, params) or (events, params, meta).")
+    return len(positional)
+
+
+def call_with(function: Callable[..., Any], nargs: int, events: Any, params: Any, meta: Any) -> Any:
+    """Call a stage function with as many of (events, params, meta) as it takes."""
+    if nargs == 1:
+        return function(events)
+    return function(events, params) if nargs == 2 else function(events, params, meta)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A named function of the events with fixed parameters."""
+
+    name: str
+    function: Callable[..., Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{type(self).__name__} needs a non-empty name, got {self.name!r}.")
+        object.__setattr__(self, "_nargs", _arity(self.function, f"{type(self).__name__} {self.name!r}"))
+
+    def __call__(self, events: Any, meta: Mapping[str, Any]) -> Any:
+        return call_with(self.function, self._nargs, events, self.params, meta)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Cut(_Step):
+    """A named selection: ``function`` returns a boolean mask per event."""
+
+
+@dataclass(frozen=True)
+class Weight(_Step):
+    """A per-event weight factor; ``mc_only`` weights are 1 for data."""
+
+    mc_only: bool = True
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A histogram axis filled from a named quantity.
+
+    ``quantity`` is one of: a quantity defined in ``Analysis.quantities`` (``"mll"``), an event
+    field (``"genWeight"``, ``"MET.pt"``), every object of a collection (``"JetGood.pt"``), the
+    n-th object (``"MuonGood.pt[0]"``; events without it do not fill), or a multiplicity
+    (``"nJetGood"``).
+    """
+
+    quantity: str
+    bins: int | None = None
+    start: float | None = None
+    stop: float | None = None
+    edges: tuple[float, ...] | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if not QUANTITY_PATTERN.match(self.quantity):
+            raise ConfigError(
+                f"axis quantity {self.quantity!r} is not of the form 'name', 'Coll.field' or 'Coll.field[i]'."
+            )
+        if self.edges is None and (self.bins is None or self.start is None or self.stop is None):
+            raise ConfigError(f"axis {self.quantity!r}: give bins, start, stop (regular) or edges (variable).")
+        if self.edges is None and (self.bins <= 0 or not self.stop > self.start):  # type: ignore[operator]
+            raise ConfigError(f"axis {self.quantity!r}: need bins > 0 and stop > start.")
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A histogram with weighted storage; ``axes`` are filled from named quantities."""
+
+    name: str
+    axes: tuple[Axis, ...]
+
+    def __init__(self, name: str, axes: Sequence[Axis] | Axis) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "axes", (axes,) if isinstance(axes, Axis) else tuple(axes))
+        if not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
+            raise ConfigError(f"histogram name {name!r} must be a simple identifier (it becomes a ROOT path).")
+        if not self.axes:
+            raise ConfigError(f"histogram {name!r} has no axes.")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A complete analysis definition, executed in this order per chunk:
+
+    skim → objects → preselection → quantities → categories → weights → histograms.
+    """
+
+    skim: tuple[Cut, ...] = ()
+    objects: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    preselection: tuple[Cut, ...] = ()
+    categories: Mapping[str, tuple[Cut, ...]] = field(default_factory=lambda: {"baseline": ()})
+    weights: tuple[Weight, ...] = ()
+    quantities: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    histograms: tuple[Histogram, ...] = ()
+    columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
+    name: str = "analysis"
+    source: str | None = None  # the analysis file's text, for the definition hash
+
+    def __post_init__(self) -> None:
+        for attr in ("skim", "preselection", "weights", "histograms", "columns"):
+            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        cats = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in dict(self.categories).items()}
+        object.__setattr__(self, "categories", cats)
+        object.__setattr__(self, "objects", dict(self.objects))
+        object.__setattr__(self, "quantities", dict(self.quantities))
+        self._validate()
+
+    def _validate(self) -> None:
+        def unique(kind: str, names: list[str]) -> None:
+            seen: set[str] = set()
+            for n in names:
+                if n in seen:
+                    raise ConfigError(f"analysis {self.name!r}: {kind} {n!r} is defined twice.")
+                seen.add(n)
+
+        for kind, items, cls in (("skim cut", self.skim, Cut), ("preselection cut", self.preselection, Cut),
+                                 ("weight", self.weights, Weight), ("histogram", self.histograms, Histogram)):
+            for item in items:
+                if not isinstance(item, cls):
+                    raise ConfigError(f"analysis {self.name!r}: {kind} {item!r} must be a {cls.__name__}.")
+            unique(kind, [i.name for i in items])
+        for cat, cuts in self.categories.items():
+            for c in cuts:
+                if not isinstance(c, Cut):
+                    raise ConfigError(f"analysis {self.name!r}: category {cat!r} must be a list of Cut, got {c!r}.")
+        for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
+            for key, fn in mapping.items():
+                _arity(fn, f"{kind} {key!r}")
+        if not self.categories:
+            raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
+
+    def hash(self) -> str:
+        """A stable hash of the definition: the source file if known, else each function's source."""
+        h = hashlib.sha256()
+        if self.source is not None:
+            h.update(self.source.encode())
+        else:
+            def fn_text(fn: Callable[..., Any]) -> str:
+                try:
+                    return inspect.getsource(fn)
+                except (OSError, TypeError):
+                    code = getattr(fn, "__code__", None)
+                    return repr((code.co_code, code.co_consts)) if code else repr(fn)
+
+            for cut in (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs)):
+                h.update(f"cut:{cut.name}:{cut.params!r}:{fn_text(cut.function)}".encode())
+            for w in self.weights:
+                h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{fn_text(w.function)}".encode())
+            for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
+                for key, fn in mapping.items():
+                    h.update(f"{kind}:{key}:{fn_text(fn)}".encode())
+            h.update(repr((self.histograms, list(self.categories), self.columns)).encode())
+        return h.hexdigest()[:16]
+
+
+def load_analysis(path: str | os.PathLike[str]) -> Analysis:
+    """Import an analysis file and return its module-level ``analysis`` object.
+
+    The module is executed under a private name (not in ``sys.modules``), so its functions travel
+    to workers by value and the same file can be loaded twice without clashing.
+    """
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read analysis file {str(path)!r}: {err.strerror or err}") from err
+    digest = hashlib.sha256(source.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"highrate_analysis_{digest}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.parent.resolve()))  # let the analysis import its helper modules
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError as err:
+        raise ConfigError(f"analysis file {str(path)!r}: {err}") from err
+    finally:
+        sys.path.pop(0)
+    found = getattr(module, "analysis", None)
+    if not isinstance(found, Analysis):
+        names = [k for k, v in vars(module).items() if isinstance(v, Analysis)]
+        hint = f" (found Analysis objects named {names}; rename one to 'analysis')" if names else ""
+        raise ConfigError(f"analysis file {str(path)!r} must define 'analysis = Analysis(...)'{hint}.")
+    from dataclasses import replace
+
+    return replace(found, source=source, name=found.name if found.name != "analysis" else path.stem)
+
+
+def resolve_quantity_name(quantity: str, *, fields: Sequence[str], quantities: Sequence[str], where: str) -> None:
+    """Check that ``quantity``'s base name exists; raise with close matches if not."""
+    m = QUANTITY_PATTERN.match(quantity)
+    assert m is not None
+    base = m["base"]
+    known = [*quantities, *fields, *(f"n{f}" for f in fields)]
+    if base not in known:
+        from highrate.errors import UnknownQuantityError
+
+        raise UnknownQuantityError(f"{where}: unknown quantity {base!r}." + did_you_mean(base, known))

@@ -1,0 +1,39 @@
+"""Executors run a function over work items and yield results as they complete.
+
+They know nothing of physics: ``map_unordered(function, items)`` is the whole interface.
+Chosen by name through a registry (third parties: entry-point group ``highrate.executors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from highrate.registry import Registry
+
+
+class Executor(Protocol):
+    """Runs ``function`` over ``items``; results come back in completion order."""
+
+    name: str
+
+    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]: ...
+
+    def close(self) -> None: ...
+
+
+executors: Registry[Callable[..., Executor]] = Registry("executor", "highrate.executors")
+executors.register("sequential", "highrate.executors.local:SequentialExecutor")
+executors.register("processes", "highrate.executors.local:ProcessExecutor")
+executors.register("dask", "highrate.executors.dask:DaskExecutor")
+
+
+def make_executor(name: str, *, workers: int | None = None, scheduler: str | None = None) -> Executor:
+    """Create an executor by name; ``scheduler`` (an address) implies ``dask``."""
+    if scheduler and name != "dask":
+        name = "dask"
+    factory = executors.get(name)
+    return factory(workers=workers, scheduler=scheduler)
+
+
+__all__ = ["Executor", "executors", "make_executor"]

@@ -1,0 +1,66 @@
+"""Executors on this machine: in-process and a pool of worker processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Any
+
+from highrate.errors import ConfigError
+
+
+class SequentialExecutor:
+    """Runs everything in this process, in order: the reference, and the easiest to debug."""
+
+    name = "sequential"
+
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
+        if scheduler:
+            raise ConfigError("the sequential executor takes no --scheduler.")
+
+    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            yield function(item)
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """A pool of local worker processes (forkserver: safe with threads, fast to fork).
+
+    At most ``2 * workers`` items are in flight, so memory stays bounded however many chunks.
+    """
+
+    name = "processes"
+
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
+        if scheduler:
+            raise ConfigError("the processes executor takes no --scheduler; use --executor dask.")
+        self.workers = workers or os.cpu_count() or 1
+        if self.workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {self.workers}.")
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["highrate.worker"])
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+
+    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        pending: set[Future[Any]] = set()
+        source = iter(items)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 2 * self.workers:
+                try:
+                    pending.add(self._pool.submit(function, next(source)))
+                except StopIteration:
+                    exhausted = True
+            if not pending:
+                return
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,141 @@
+"""Open ROOT files once per process and describe them (entries, UUID, clusters, branches)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import uproot
+
+from highrate.errors import InputFileError, did_you_mean
+
+_MAX_OPEN = 8
+_open: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class BranchInfo:
+    """What the pipeline needs of a numeric branch: its dtype and, if jagged, its counter."""
+
+    dtype: str
+    counter: str | None = None
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """Metadata of one file, gathered once per run."""
+
+    url: str
+    tree: str
+    entries: int
+    uuid: str
+    size: int
+    clusters: tuple[int, ...]  # entry boundaries where every branch starts a new basket
+    branches: dict[str, BranchInfo]
+    other_branches: tuple[str, ...] = ()  # branches of types the pipeline does not expose
+
+
+def open_tree(url: str, tree: str) -> Any:
+    """The ``uproot`` TTree, opened once per process and kept in a small LRU cache.
+
+    Real NanoAOD has thousands of branches and costs 1-3 s to open; reopening per chunk is the
+    largest avoidable cost of chunked processing.
+    """
+    key = (url, tree)
+    with _lock:
+        if key in _open:
+            _open.move_to_end(key)
+            return _open[key]
+    file = _open_file(url)
+    try:
+        ttree = file[tree]
+    except KeyError as err:
+        trees = [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple")]
+        file.close()
+        raise InputFileError(
+            f"file {url!r} has no tree {tree!r}; trees in it: {trees or 'none'}." + did_you_mean(tree, trees)
+        ) from err
+    except Exception as err:
+        file.close()
+        raise InputFileError(f"file {url!r}: cannot read tree {tree!r}: {err}") from err
+    if not isinstance(ttree, uproot.TTree):
+        file.close()
+        raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
+    with _lock:
+        _open[key] = ttree
+        while len(_open) > _MAX_OPEN:
+            _, old = _open.popitem(last=False)
+            old.file.close()
+    return ttree
+
+
+def forget(url: str) -> None:
+    """Drop a file from the cache (after a read error, so a retry reopens it)."""
+    with _lock:
+        for key in [k for k in _open if k[0] == url]:
+            _open.pop(key).file.close()
+
+
+def _open_file(url: str) -> Any:
+    if "://" not in url and not os.path.exists(url):
+        raise InputFileError(f"file {url!r} does not exist.")
+    try:
+        return uproot.open(url, object_cache=None, array_cache=None)
+    except FileNotFoundError as err:
+        raise InputFileError(f"file {url!r} does not exist.") from err
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "not a ROOT file" in str(err) or "magic" in str(err).lower():
+            reason = "not a ROOT file (wrong magic bytes)"
+        elif os.path.exists(url):
+            reason = f"cannot be read as ROOT, truncated or corrupt? ({reason})"
+        raise InputFileError(f"file {url!r}: {reason}") from err
+
+
+def describe(url: str, tree: str) -> FileInfo:
+    """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
+    ttree = open_tree(url, tree)
+    try:
+        branches: dict[str, BranchInfo] = {}
+        other: list[str] = []
+        for branch in ttree.itervalues(recursive=True):
+            info = branch_info(branch)
+            if info is None:
+                other.append(branch.name)
+            else:
+                branches[branch.name] = info
+        clusters = tuple(int(x) for x in ttree.common_entry_offsets())
+        return FileInfo(
+            url=url,
+            tree=tree,
+            entries=int(ttree.num_entries),
+            uuid=str(ttree.file.uuid),
+            size=int(ttree.file.source.num_bytes) if hasattr(ttree.file.source, "num_bytes") else 0,
+            clusters=clusters,
+            branches=branches,
+            other_branches=tuple(other),
+        )
+    except InputFileError:
+        raise
+    except Exception as err:
+        forget(url)
+        raise InputFileError(f"file {url!r}: cannot read the metadata of tree {tree!r}: {err}") from err
+
+
+def branch_info(branch: Any) -> BranchInfo | None:
+    """Numeric flat or counter-jagged branches; ``None`` for anything else (strings, objects)."""
+    interp = branch.interpretation
+    if isinstance(interp, uproot.interpretation.numerical.AsDtype) and interp.from_dtype.shape == ():
+        return BranchInfo(dtype=np.dtype(interp.to_dtype).str.lstrip("<>|="))
+    if isinstance(interp, uproot.interpretation.jagged.AsJagged) and isinstance(
+        interp.content, uproot.interpretation.numerical.AsDtype
+    ):
+        counter = branch.count_branch
+        if counter is not None and interp.content.from_dtype.shape == ():
+            return BranchInfo(dtype=np.dtype(interp.content.to_dtype).str.lstrip("<>|="), counter=counter.name)
+    return None

@@ -1,0 +1,1 @@
+"""Outputs: histograms (ROOT and pickle) and the run report."""

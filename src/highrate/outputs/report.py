@@ -1,0 +1,74 @@
+"""``report.json``: event counts, throughput, bytes read, cutflows, failed chunks, versions."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from highrate.analysis import Analysis
+from highrate.runner import RunOptions, RunOutcome
+
+PACKAGES = ("highrate", "uproot", "awkward", "numpy", "hist", "boost-histogram", "dask", "distributed")
+
+
+def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -> dict[str, Any]:
+    """The run report as a JSON-ready dict."""
+    r = outcome.result
+    wall = outcome.wall_s
+    per_dataset = {}
+    for ds, c in sorted(r.counts.items()):
+        per_dataset[ds] = {
+            "events": {k: int(c.get(k, 0)) for k in ("total", "skimmed", "preselected")},
+            "bytes_read": int(c.get("bytes_read", 0)),
+            "chunks": int(c.get("chunks", 0)),
+            "branches_read": list(outcome.plans[ds].branches) if ds in outcome.plans else [],
+        }
+    totals = {k: sum(d["events"][k] for d in per_dataset.values()) for k in ("total", "skimmed", "preselected")}
+    bytes_read = sum(d["bytes_read"] for d in per_dataset.values())
+    return {
+        "analysis": {"name": analysis.name, "hash": analysis.hash()},
+        "events": totals,
+        "wall_s": wall,
+        "events_per_s": _rate(totals["total"], wall),
+        "skimmed_per_s": _rate(totals["skimmed"], wall),
+        "preselected_per_s": _rate(totals["preselected"], wall),
+        "bytes_read": bytes_read,
+        "mb_per_s": _rate(bytes_read / 1e6, wall),
+        "chunks": {"total": outcome.chunks, "processed": sum(d["chunks"] for d in per_dataset.values()),
+                   "failed": len(r.failed)},
+        "datasets": per_dataset,
+        "cutflow": {
+            ds: {"steps": dict(r.cutflow.get(ds, {})),
+                 "categories": {cat: {"events": int(v[0]), "sumw": v[1], "sumw2": v[2]}
+                                for cat, v in r.categories.get(ds, {}).items()}}
+            for ds in sorted(set(r.cutflow) | set(r.categories))
+        },
+        "failed_chunks": [{k: v for k, v in f.items() if k != "traceback" or v} for f in r.failed],
+        "options": {
+            "executor": outcome.executor, "workers": options.workers, "scheduler": options.scheduler,
+            "chunk_size": options.chunk_size, "limit_files": options.limit_files,
+            "limit_chunks": options.limit_chunks, "skip_bad_files": options.skip_bad_files,
+        },
+        "timings": outcome.timings,
+        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+    }
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=False, default=float) + "\n")
+    tmp.replace(path)
+
+
+def _rate(amount: float, seconds: float) -> float:
+    return float(amount / seconds) if seconds > 0 else 0.0
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

@@ -1,0 +1,22 @@
+"""Write all outputs of a run into one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from highrate.analysis import Analysis
+from highrate.outputs.histograms import write_pickle, write_root
+from highrate.outputs.report import build_report, write_report
+from highrate.runner import RunOptions, RunOutcome
+
+
+def write_outputs(outdir: str | Path, outcome: RunOutcome, analysis: Analysis, options: RunOptions) -> dict[str, Any]:
+    """``histograms.root``, ``histograms.pkl`` and ``report.json``; returns the report."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_root(out / "histograms.root", outcome.result.histograms)
+    write_pickle(out / "histograms.pkl", outcome.result.histograms)
+    report = build_report(outcome, analysis, options)
+    write_report(out / "report.json", report)
+    return report

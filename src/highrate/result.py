@@ -1,0 +1,56 @@
+"""Chunk and run results, merged by a pure, associative ``accumulate``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import hist
+
+HistKey = tuple[str, str, str, str]  # (histogram, dataset, category, variation)
+
+
+@dataclass
+class Result:
+    """What chunks produce and runs report; add two with :func:`accumulate`.
+
+    ``counts[dataset]`` holds ``total``, ``skimmed``, ``preselected``, ``bytes_read``, ``chunks``;
+    ``cutflow[dataset][step]`` event counts after each cut (cumulative);
+    ``categories[dataset][category]`` ``[events, sumw, sumw2]``;
+    ``failed`` one dict per chunk that could not be processed.
+    """
+
+    histograms: dict[HistKey, hist.Hist] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    cutflow: dict[str, dict[str, int]] = field(default_factory=dict)
+    categories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+def accumulate(results: Iterable[Result]) -> Result:
+    """Merge results into a new one; inputs are not modified. Associative and commutative
+    (up to the order of ``failed``), so any reduction tree gives the same answer."""
+    out = Result()
+    for r in results:
+        for key, h in r.histograms.items():
+            mine = out.histograms.get(key)
+            out.histograms[key] = h.copy() if mine is None else _iadd(mine, h)
+        for name in ("counts", "cutflow"):
+            target = getattr(out, name)
+            for ds, values in getattr(r, name).items():
+                d = target.setdefault(ds, {})
+                for k, v in values.items():
+                    d[k] = d.get(k, 0) + v
+        for ds, cats in r.categories.items():
+            d = out.categories.setdefault(ds, {})
+            for cat, vals in cats.items():
+                mine = d.setdefault(cat, [0, 0.0, 0.0])
+                d[cat] = [a + b for a, b in zip(mine, vals, strict=True)]
+        out.failed.extend(r.failed)
+    return out
+
+
+def _iadd(mine: hist.Hist, other: hist.Hist) -> hist.Hist:
+    mine += other
+    return mine

@@ -1,0 +1,192 @@
+"""Orchestration: datasets → file metadata → plans → work items → executor → accumulate."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from highrate.analysis import Analysis
+from highrate.datasets import Dataset
+from highrate.errors import ConfigError, HighrateError, InputFileError, MissingBranchError
+from highrate.events import EventSchema
+from highrate.executors import Executor, make_executor
+from highrate.io.files import FileInfo
+from highrate.partition import WorkItem, split_entries
+from highrate.result import Result, accumulate
+from highrate.tracing import needed_branches
+from highrate.worker import AnalysisPayload, DatasetPlan, Task, describe_file, process_chunk
+
+SKIP_HINT = "Pass --skip-bad-files to skip it; it is then listed in report.json's failed_chunks."
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: executor, chunking, limits and the policy for bad input."""
+
+    executor: str = "sequential"
+    workers: int | None = None
+    scheduler: str | None = None
+    chunk_size: int = 250_000
+    limit_files: int | None = None
+    limit_chunks: int | None = None
+    skip_bad_files: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress update: ``stage`` is "files" or "chunks"."""
+
+    stage: str
+    done: int
+    total: int
+    events: int = 0
+    failed: int = 0
+
+
+@dataclass
+class RunOutcome:
+    """The merged result and what the report needs to describe the run."""
+
+    result: Result
+    wall_s: float
+    plans: dict[str, DatasetPlan]
+    files: dict[str, list[FileInfo]]
+    chunks: int
+    executor: str
+    dashboard: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run(
+    analysis: Analysis,
+    datasets: Sequence[Dataset],
+    *,
+    options: RunOptions = RunOptions(),
+    executor: Executor | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunOutcome:
+    """Run ``analysis`` over ``datasets`` and return the merged result."""
+    if not datasets:
+        raise ConfigError("no datasets to run on.")
+    report = progress or (lambda p: None)
+    t0 = time.perf_counter()
+    own = executor is None
+    ex = executor or make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
+    try:
+        failed: list[dict[str, Any]] = []
+        files = _describe_files(ex, datasets, options, failed, report)
+        t_meta = time.perf_counter()
+        plans = {d.name: _plan(analysis, d, files[d.name]) for d in datasets if files[d.name]}
+        items: list[WorkItem] = []
+        for d in datasets:
+            good = _check_branches(d, files[d.name], plans.get(d.name), options, failed)
+            items += _items(d, good, options)
+        payload = AnalysisPayload.of(analysis)
+        tasks = [Task(item, plans[item.dataset], payload) for item in items]
+        results = [Result(failed=failed)]
+        done = events = nfailed = 0
+        for r in ex.map_unordered(process_chunk, tasks):
+            if r.failed and not options.skip_bad_files:
+                raise _as_error(r.failed[0])
+            done += 1
+            nfailed += len(r.failed)
+            events += sum(c.get("total", 0) for c in r.counts.values())
+            results.append(r)
+            report(Progress("chunks", done, len(tasks), events, nfailed))
+        merged = accumulate(results)
+        t_end = time.perf_counter()
+        return RunOutcome(
+            result=merged,
+            wall_s=t_end - t0,
+            plans=plans,
+            files=files,
+            chunks=len(tasks),
+            executor=getattr(ex, "name", type(ex).__name__),
+            dashboard=getattr(ex, "dashboard_link", None),
+            timings={"metadata_s": t_meta - t0, "processing_s": t_end - t_meta},
+        )
+    finally:
+        if own:
+            ex.close()
+
+
+def _describe_files(
+    ex: Executor, datasets: Sequence[Dataset], options: RunOptions, failed: list[dict[str, Any]],
+    report: Callable[[Progress], None],
+) -> dict[str, list[FileInfo]]:
+    refs = [(d.name, url, d.tree) for d in datasets for url in d.files[: options.limit_files]]
+    found: dict[tuple[str, str], Any] = {}
+    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
+        if isinstance(info, str):
+            if not options.skip_bad_files:
+                raise InputFileError(f"dataset {dataset!r}: {_strip_type(info)} {SKIP_HINT}")
+            failed.append(_file_failure(dataset, url, info))
+        found[(dataset, url)] = info
+        report(Progress("files", i, len(refs)))
+    return {
+        d.name: [found[(d.name, u)] for u in d.files[: options.limit_files] if isinstance(found[(d.name, u)], FileInfo)]
+        for d in datasets
+    }
+
+
+def _plan(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> DatasetPlan:
+    schema = EventSchema.from_branches(files[0].branches)
+    meta = {**dataset.metadata, "dataset": dataset.name, "sample": dataset.sample}
+    branches = needed_branches(analysis, schema, meta)
+    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches)
+
+
+def _check_branches(
+    dataset: Dataset, files: list[FileInfo], plan: DatasetPlan | None, options: RunOptions,
+    failed: list[dict[str, Any]],
+) -> list[FileInfo]:
+    if plan is None:
+        return []
+    good = []
+    for info in files:
+        missing = [b for b in plan.branches if b not in info.branches]
+        if not missing:
+            good.append(info)
+            continue
+        message = (
+            f"dataset {dataset.name!r}, file {info.url!r}: branch {missing[0]!r} needed by the analysis "
+            f"is not in tree {info.tree!r}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "") + "."
+        )
+        if not options.skip_bad_files:
+            raise MissingBranchError(f"{message} {SKIP_HINT}")
+        failed.append(_file_failure(dataset.name, info.url, f"MissingBranchError: {message}", entries=info.entries))
+    return good
+
+
+def _items(dataset: Dataset, files: list[FileInfo], options: RunOptions) -> list[WorkItem]:
+    items = [
+        WorkItem(dataset.name, info.url, info.tree, start, stop, info.uuid)
+        for info in files
+        for start, stop in split_entries(info.entries, info.clusters, options.chunk_size)
+    ]
+    return items[: options.limit_chunks]
+
+
+def _file_failure(dataset: str, url: str, error: str, *, entries: int | None = None) -> dict[str, Any]:
+    return {
+        "dataset": dataset, "file": url, "entry_start": 0 if entries is not None else None,
+        "entry_stop": entries, "error": error, "traceback": "", "worker": "driver", "time": time.time(),
+    }
+
+
+def _strip_type(message: str) -> str:
+    head, sep, rest = message.partition(": ")
+    return rest if sep and head.endswith("Error") else message
+
+
+def _as_error(failure: dict[str, Any]) -> HighrateError:
+    text = (f"{_strip_type(failure['error'])} (dataset {failure['dataset']!r}, file {failure['file']!r}, "
+            f"entries [{failure['entry_start']}, {failure['entry_stop']})). {SKIP_HINT}")
+    if failure["error"].startswith("MissingBranchError"):
+        return MissingBranchError(text)
+    if failure["error"].startswith(("UnknownQuantityError", "ConfigError", "ChunkError")):
+        return ConfigError(text)
+    return InputFileError(text)
+

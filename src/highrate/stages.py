@@ -1,0 +1,195 @@
+"""The per-chunk pipeline: skim → objects → preselection → quantities → categories → weights → fill.
+
+Stages are plain functions of the events; they know nothing of executors or file access. The
+same code runs on real arrays and on awkward typetracers (to find the branches the analysis
+uses), with a :class:`Recorder` deciding what "count" and "fill" mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import awkward as ak
+import hist
+import numpy as np
+
+from highrate.analysis import Analysis, Cut, Histogram, call_with, _arity
+from highrate.errors import ChunkError, UnknownQuantityError
+from highrate.quantities import Filled, evaluate, to_numpy
+from highrate.result import Result
+
+NOMINAL = "nominal"
+
+
+class Recorder(Protocol):
+    def step(self, name: str, mask: Any, n_events: int | None) -> None: ...
+    def category(self, name: str, mask: Any, weights: Any) -> None: ...
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None: ...
+
+
+def run_stages(analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder) -> None:
+    """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``."""
+    recorder.step("initial", None, len(events) if not _tracing(events) else None)
+    events = _select(events, analysis.skim, "skim", meta, recorder)
+    for name, function in analysis.objects.items():
+        value = _guard(lambda f=function: call_with(f, _arity(f, name), events, {}, meta), f"object {name!r}", events)
+        events = ak.with_field(events, value, name)
+    events = _select(events, analysis.preselection, "presel", meta, recorder)
+    computed = {
+        name: _guard(lambda f=fn: call_with(f, _arity(f, name), events, {}, meta), f"quantity {name!r}", events)
+        for name, fn in analysis.quantities.items()
+    }
+    weights = _weights(analysis, events, meta)
+    filled = {
+        h.name: [evaluate(events, a.quantity, computed, where=f"histogram {h.name!r}") for a in h.axes]
+        for h in analysis.histograms
+    }
+    for cat, cuts in analysis.categories.items():
+        mask = _and_cuts(events, cuts, meta, f"category {cat!r}")
+        recorder.category(cat, mask, weights)
+        for h in analysis.histograms:
+            recorder.fill(h, cat, NOMINAL, filled[h.name], mask, weights)
+
+
+def _tracing(array: Any) -> bool:
+    return ak.backend(array) == "typetracer"
+
+
+def _guard(thunk: Any, where: str, events: ak.Array) -> Any:
+    """Run a user function, turning a missing field into an error that names the stage."""
+    try:
+        return thunk()
+    except AttributeError as err:
+        if "no field named" in str(err):
+            raise UnknownQuantityError(f"{where}: {err}. Event fields: {', '.join(events.fields)}.") from err
+        raise
+
+
+def _mask(value: Any, where: str, n: int | None) -> Any:
+    if isinstance(value, ak.Array):
+        if value.ndim != 1:
+            raise ChunkError(f"{where} returned a per-object mask ({value.type}); reduce it with ak.any/ak.all.")
+        if _tracing(value):
+            return value
+        value = ak.to_numpy(value)
+    value = np.asarray(value)
+    if value.dtype != np.bool_:
+        raise ChunkError(f"{where} returned {value.dtype} values; a cut must return booleans.")
+    if n is not None and value.shape != (n,):
+        raise ChunkError(f"{where} returned {value.shape[0] if value.ndim else 'a scalar'} values for {n} events.")
+    return value
+
+
+def _and_cuts(events: ak.Array, cuts: tuple[Cut, ...], meta: Mapping[str, Any], where: str) -> Any:
+    mask = None
+    n = None if _tracing(events) else len(events)
+    for cut in cuts:
+        m = _mask(_guard(lambda c=cut: c(events, meta), f"{where} cut {cut.name!r}", events), f"{where} cut {cut.name!r}", n)
+        mask = m if mask is None else mask & m
+    return mask
+
+
+def _select(events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder) -> ak.Array:
+    mask = None
+    n = None if _tracing(events) else len(events)
+    for cut in cuts:
+        where = f"{stage} cut {cut.name!r}"
+        m = _mask(_guard(lambda c=cut: c(events, meta), where, events), where, n)
+        mask = m if mask is None else mask & m
+        recorder.step(f"{stage}/{cut.name}", mask, None)
+    if mask is None:
+        recorder.step(stage, None, n)
+        return events
+    recorder.step(stage, mask, None)
+    return events[mask]
+
+
+def _weights(analysis: Analysis, events: ak.Array, meta: Mapping[str, Any]) -> Any:
+    """Product of the weight factors; ``None`` means 1 for every event."""
+    total = None
+    for w in analysis.weights:
+        if w.mc_only and not meta.get("is_mc", False):
+            continue
+        value = _guard(lambda w=w: w(events, meta), f"weight {w.name!r}", events)
+        if not _tracing(events):
+            value = to_numpy(value, where=f"weight {w.name!r}").astype(np.float64, copy=False)
+        total = value if total is None else total * value
+    return total
+
+
+class ChunkRecorder:
+    """Counts and fills for real arrays, into a :class:`Result` for one dataset."""
+
+    def __init__(self, analysis: Analysis, dataset: str) -> None:
+        self.analysis = analysis
+        self.dataset = dataset
+        self.result = Result()
+        self.cutflow: dict[str, int] = {}
+        self.result.cutflow[dataset] = self.cutflow
+        self.result.categories[dataset] = {}
+
+    def step(self, name: str, mask: Any, n_events: int | None) -> None:
+        self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
+
+    def category(self, name: str, mask: Any, weights: Any) -> None:
+        if weights is None:
+            n = int(self._n_events() if mask is None else np.count_nonzero(mask))
+            self.result.categories[self.dataset][name] = [n, float(n), float(n)]
+            return
+        w = weights if mask is None else weights[mask]
+        self.result.categories[self.dataset][name] = [len(w), float(w.sum()), float(np.dot(w, w))]
+
+    def _n_events(self) -> int:
+        return self.cutflow["presel"]
+
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None:
+        h = make_hist(histogram)
+        index = axes[0].index
+        values = [to_numpy(a.values, where=f"histogram {histogram.name!r}") for a in axes]
+        if any(a.index is not None and (index is None or len(a.values) != len(axes[0].values)) for a in axes[1:]):
+            raise UnknownQuantityError(
+                f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
+            )
+        w = weights
+        if index is not None:
+            keep = None if mask is None else mask[index]
+            w = None if weights is None else weights[index]
+        else:
+            keep = mask
+        if keep is not None:
+            values = [v[keep] for v in values]
+            w = None if w is None else w[keep]
+        h.fill(*values, weight=w if w is not None else np.ones(len(values[0])))
+        self.result.histograms[(histogram.name, self.dataset, category, variation)] = h
+
+
+class TraceRecorder:
+    """Touches what real counting and filling would read; used with typetracer events."""
+
+    def step(self, name: str, mask: Any, n_events: int | None) -> None:
+        if mask is not None:
+            ak.typetracer.touch_data(mask)
+
+    def category(self, name: str, mask: Any, weights: Any) -> None:
+        for x in (mask, weights):
+            if x is not None:
+                ak.typetracer.touch_data(x)
+
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None:
+        for a in axes:
+            for x in (a.values, a.index):
+                if isinstance(x, ak.Array):
+                    ak.typetracer.touch_data(x)
+
+
+def make_hist(histogram: Histogram) -> hist.Hist:
+    """An empty ``hist.Hist`` with weighted storage for this histogram definition."""
+    axes = []
+    for a in histogram.axes:
+        label = a.label or a.quantity
+        if a.edges is not None:
+            axes.append(hist.axis.Variable(a.edges, name=a.quantity, label=label))
+        else:
+            axes.append(hist.axis.Regular(a.bins, a.start, a.stop, name=a.quantity, label=label))
+    return hist.Hist(*axes, storage=hist.storage.Weight(), name=histogram.name)

@@ -1,0 +1,41 @@
+"""Find the branches an analysis reads by running it once on awkward typetracers (no data)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import awkward as ak
+
+from highrate.analysis import Analysis
+from highrate.errors import ConfigError, HighrateError, UnknownQuantityError, did_you_mean
+from highrate.events import EventSchema
+from highrate.stages import TraceRecorder, run_stages
+
+
+def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """The branches the analysis touches for a dataset with this metadata, counters included."""
+    layout, report = ak.typetracer.typetracer_with_report(schema.form())
+    events = ak.Array(layout)
+    try:
+        run_stages(analysis, events, meta, TraceRecorder())
+    except HighrateError:
+        raise
+    except Exception as err:
+        raise ConfigError(
+            f"analysis {analysis.name!r} could not be traced on dataset {meta.get('dataset')!r}: "
+            f"{type(err).__name__}: {err}. Stage functions must be columnar (no Python loops or "
+            "branching on data); list branches the tracer cannot see in Analysis(columns=[...])."
+        ) from err
+    touched = set(report.data_touched)
+    for c in schema.collections:
+        if c.counter in report.shape_touched or any(b in touched for _, b in c.fields):
+            touched.add(c.counter)
+    for name in analysis.columns:
+        if name not in schema.branches:
+            raise UnknownQuantityError(
+                f"analysis {analysis.name!r}: columns lists {name!r}, which is not a branch of the files."
+                + did_you_mean(name, schema.branches)
+            )
+        touched.add(name)
+    return tuple(sorted(b for b in touched if b in schema.branches))

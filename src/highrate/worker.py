@@ -1,0 +1,128 @@
+"""What runs on a worker for one chunk: read columns → build events → stages → a Result."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import cloudpickle
+
+from highrate.analysis import Analysis
+from highrate.errors import HighrateError
+from highrate.events import EventSchema
+from highrate.io.files import forget, open_tree
+from highrate.io.reader import read_columns
+from highrate.partition import WorkItem
+from highrate.result import Result
+from highrate.stages import ChunkRecorder, run_stages
+
+_analyses: dict[str, Analysis] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AnalysisPayload:
+    """The analysis as it travels to workers: pickled by value once, unpickled once per process."""
+
+    hash: str
+    blob: bytes
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> AnalysisPayload:
+        payload = cls(analysis.hash(), cloudpickle.dumps(analysis))
+        with _lock:
+            _analyses.setdefault(payload.hash, analysis)
+        return payload
+
+    def get(self) -> Analysis:
+        with _lock:
+            found = _analyses.get(self.hash)
+            if found is None:
+                found = _analyses[self.hash] = cloudpickle.loads(self.blob)
+            return found
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What every chunk of one dataset needs: its metadata and the branches to read."""
+
+    dataset: str
+    meta: Mapping[str, Any]
+    schema: EventSchema
+    branches: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Task:
+    item: WorkItem
+    plan: DatasetPlan
+    analysis: AnalysisPayload
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def process_chunk(task: Task) -> Result:
+    """Process one chunk. Never raises: a failure comes back in ``Result.failed``."""
+    item, plan = task.item, task.plan
+    try:
+        analysis = task.analysis.get()
+        ttree = open_tree(item.url, item.tree)
+        arrays, nbytes = read_columns(ttree, plan.branches, item.start, item.stop, where=item.describe())
+        events = plan.schema.build(arrays, item.entries, where=item.describe())
+        recorder = ChunkRecorder(analysis, item.dataset)
+        run_stages(analysis, events, plan.meta, recorder)
+    except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
+        if not isinstance(err, HighrateError):
+            forget(item.url)
+        return failure(item, err)
+    result = recorder.result
+    cutflow = result.cutflow[item.dataset]
+    result.counts[item.dataset] = {
+        "total": item.entries,
+        "skimmed": cutflow.get("skim", item.entries),
+        "preselected": cutflow.get("presel", item.entries),
+        "bytes_read": nbytes,
+        "chunks": 1,
+    }
+    return result
+
+
+def failure(item: WorkItem, err: BaseException) -> Result:
+    """A Result that carries one failed chunk, with the reason and where it ran."""
+    reason = f"{type(err).__name__}: {err}"
+    return Result(
+        failed=[
+            {
+                "dataset": item.dataset,
+                "file": item.url,
+                "entry_start": item.start,
+                "entry_stop": item.stop,
+                "error": reason,
+                "traceback": "" if isinstance(err, HighrateError) else traceback.format_exc(limit=8),
+                "worker": _worker_name(),
+                "time": time.time(),
+            }
+        ]
+    )
+
+
+def _worker_name() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def describe_file(ref: tuple[str, str, str]) -> tuple[str, str, Any]:
+    """Metadata of one file for the driver: ``(dataset, url, FileInfo or error message)``."""
+    from highrate.io.files import describe
+
+    dataset, url, tree = ref
+    try:
+        return dataset, url, describe(url, tree)
+    except Exception as err:
+        forget(url)
+        return dataset, url, f"{type(err).__name__}: {err}"
