@@ -1,0 +1,5 @@
+import sys
+
+from highrate.cli import main
+
+sys.exit(main())

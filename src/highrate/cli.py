@@ -1,0 +1,137 @@
+"""The ``highrate`` command: run, demo, generate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from highrate.errors import HighrateError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``highrate`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args) or 0)
+    except HighrateError as err:
+        if args.debug:
+            raise
+        from highrate.console import console
+
+        console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="highrate", description="High-rate declarative columnar analysis.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run an analysis over a datasets file", description="Run ANALYSIS.py over the datasets.")
+    run.add_argument("analysis", help="Python file defining 'analysis = Analysis(...)'")
+    run.add_argument("--datasets", required=True, help="datasets YAML file")
+    run.add_argument("--dataset", action="append", default=None, metavar="NAME", help="only this dataset (repeatable)")
+    run.add_argument("--output", default="highrate-output", help="output folder (default: %(default)s)")
+    _run_options(run)
+    _debug(run)
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub.add_parser("demo", help="generate the default sample once and run the Z→μμ example on it")
+    demo.add_argument("--events", type=int, default=1_000_000, help="events per sample (default: %(default)s)")
+    demo.add_argument("--files", type=int, default=4, help="files per sample (default: %(default)s)")
+    demo.add_argument("--cache-dir", default=None, help="where the sample is kept (default: ~/.cache/highrate)")
+    demo.add_argument("--output", default="highrate-demo", help="output folder (default: %(default)s)")
+    _run_options(demo)
+    _debug(demo)
+    demo.set_defaults(handler=_cmd_demo)
+
+    gen = sub.add_parser("generate", help="write a synthetic NanoAOD data set (MC and data) with datasets.yaml")
+    gen.add_argument("outdir", help="output folder")
+    gen.add_argument("--events", type=int, default=100_000, help="events per sample (default: %(default)s)")
+    gen.add_argument("--files", type=int, default=2, help="files per sample (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    gen.add_argument("--compression", default="zstd", choices=["zlib", "lzma", "lz4", "zstd"], help="(default: %(default)s)")
+    gen.add_argument("--extra-branches", type=int, default=0, help="extra branches, to mimic wide CMSSW files")
+    _debug(gen)
+    gen.set_defaults(handler=_cmd_generate)
+    return parser
+
+
+def _debug(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS keeps `highrate --debug run ...` working: a subcommand default would override it
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logging")
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="sequential", help="sequential | processes | dask (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--chunk-size", type=int, default=250_000, help="entries per chunk (default: %(default)s)")
+    p.add_argument("--limit-files", type=int, default=None, metavar="N", help="at most N files per dataset")
+    p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
+    p.add_argument("--skip-bad-files", action="store_true", help="record unreadable files/chunks in report.json and go on")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _options(args: argparse.Namespace):  # noqa: ANN202
+    from highrate.runner import RunOptions
+
+    return RunOptions(
+        executor="dask" if args.scheduler else args.executor, workers=args.workers, scheduler=args.scheduler,
+        chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
+        skip_bad_files=args.skip_bad_files,
+    )
+
+
+def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,
+             args: argparse.Namespace) -> int:
+    from highrate.analysis import load_analysis
+    from highrate.console import print_summary, progress_bar
+    from highrate.datasets import load_datasets, select
+    from highrate.outputs.write import write_outputs
+    from highrate.runner import run
+
+    analysis = load_analysis(analysis_path)
+    datasets = select(load_datasets(datasets_path), names)
+    options = _options(args)
+    with progress_bar(enabled=not args.no_progress and sys.stderr.isatty()) as update:
+        outcome = run(analysis, datasets, options=options, progress=update)
+    if outcome.dashboard:
+        logging.getLogger("highrate").info("Dask dashboard was at %s", outcome.dashboard)
+    report = write_outputs(output, outcome, analysis, options)
+    print_summary(report, output)
+    return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _execute(args.analysis, args.datasets, args.dataset, args.output, args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from highrate.demo import demo_inputs
+
+    analysis, datasets = demo_inputs(events=args.events, files=args.files, cache_dir=args.cache_dir)
+    return _execute(analysis, datasets, None, args.output, args)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from highrate.console import console
+    from highrate.testing import generate_dataset_set
+
+    path = generate_dataset_set(
+        args.outdir, events=args.events, files=args.files, seed=args.seed,
+        compression=args.compression, extra_branches=args.extra_branches,
+    )
+    console.print(f"wrote {args.files} file(s) x 2 samples of {args.events:,} events; datasets file: {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

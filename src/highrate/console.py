@@ -1,0 +1,67 @@
+"""Console output for the command line: a progress bar while running and the summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from highrate.runner import Progress as RunProgress
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
+    """A callback for :func:`highrate.run` that drives a rich progress bar."""
+    if not enabled:
+        yield lambda p: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(p: RunProgress) -> None:
+        if p.stage not in tasks:
+            label = "metadata " if p.stage == "files" else "chunks   "
+            tasks[p.stage] = bar.add_task(label, total=p.total, rate="")
+        task = tasks[p.stage]
+        rate = ""
+        if p.stage == "chunks":
+            elapsed = bar.tasks[task].elapsed or 0.0
+            rate = f"{p.events / elapsed / 1e6:.2f} M events/s" if elapsed > 0 else ""
+            if p.failed:
+                rate += f" [red]{p.failed} failed"
+        bar.update(task, completed=p.done, total=p.total, rate=rate)
+
+    with bar:
+        yield update
+
+
+def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
+    """The PocketCoffea-style table: Total / Skimmed / Preselected, events and events/s."""
+    table = Table(title=f"highrate — {report['analysis']['name']} ({report['options']['executor']})")
+    table.add_column("")
+    table.add_column("events", justify="right")
+    table.add_column("events/s", justify="right")
+    for label, key in (("Total", "total"), ("Skimmed", "skimmed"), ("Preselected", "preselected")):
+        n = report["events"][key]
+        table.add_row(label, f"{n:,}", f"{n / report['wall_s']:,.0f}" if report["wall_s"] else "-")
+    console.print(table)
+    console.print(
+        f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "
+        f"({report['mb_per_s']:,.1f} MB/s) · chunks {report['chunks']['processed']}/{report['chunks']['total']}"
+    )
+    if report["failed_chunks"]:
+        console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
+        for f in report["failed_chunks"][:5]:
+            console.print(f"  [red]- {f['dataset']}: {f['file']} [{f['entry_start']}, {f['entry_stop']}): {f['error']}")
+    if outdir:
+        console.print(f"outputs in [bold]{outdir}[/bold]: histograms.root, histograms.pkl, report.json")
