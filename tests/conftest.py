@@ -1,0 +1,24 @@
+"""Shared fixtures: small synthetic NanoAOD samples, generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from highrate.testing import generate_dataset_set
+
+ROOT = Path(__file__).resolve().parents[1]
+ZMUMU = ROOT / "examples" / "zmumu" / "analysis.py"
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """datasets.yaml of an MC and a data sample, 2 files x 12k events each, 1.5k-entry baskets."""
+    out = tmp_path_factory.mktemp("nanoaod")
+    return generate_dataset_set(out, events=24_000, files=2, seed=7, compression="zstd", basket_events=1500)
+
+
+@pytest.fixture(scope="session")
+def zmumu_path() -> Path:
+    return ZMUMU
