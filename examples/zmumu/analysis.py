@@ -4,7 +4,8 @@ import awkward as ak
 import numpy as np
 
 from highrate import Analysis, Axis, Cut, Histogram, Weight
-from highrate.kinematics import leading_pair_mass, nth
+from highrate.jagged import nth_value
+from highrate.kinematics import leading_pair_mass
 
 
 def muon_good(events, params):
@@ -20,10 +21,10 @@ def jet_good(events, params):
 
 def dilepton(events, params):
     mu = events.MuonGood
-    mll = leading_pair_mass(mu)
-    lead = ak.fill_none(nth(mu, 0).pt, 0.0)
-    charge = ak.fill_none(nth(mu, 0).charge * nth(mu, 1).charge, 0)
-    return (ak.num(mu) == 2) & (lead > params["lead_pt"]) & (charge < 0) & (mll > params["mll"][0]) & (mll < params["mll"][1])
+    lead_pt = nth_value(mu.pt, 0, fill=0.0)
+    charge = nth_value(mu.charge, 0, fill=0) * nth_value(mu.charge, 1, fill=0)
+    mll = events.mll
+    return (ak.num(mu) == 2) & (lead_pt > params["lead_pt"]) & (charge < 0) & (mll > params["mll"][0]) & (mll < params["mll"][1])
 
 
 analysis = Analysis(
@@ -37,13 +38,13 @@ analysis = Analysis(
     objects={
         "MuonGood": lambda ev: muon_good(ev, {"iso": 0.15, "pt": 15, "eta": 2.4}),
         "JetGood": lambda ev: jet_good(ev, {"pt": 30, "eta": 2.4, "jetId": 2}),
+        "mll": lambda ev: leading_pair_mass(ev.MuonGood),  # NaN without two good muons
     },
     preselection=[
         Cut("dilepton", dilepton, params={"lead_pt": 25, "mll": (60, 120)}),
     ],
     categories={"baseline": []},
     weights=[Weight("genWeight", lambda ev: ev.genWeight)],
-    quantities={"mll": lambda ev: leading_pair_mass(ev.MuonGood)},
     histograms=[
         Histogram("mll", Axis("mll", 120, 60, 120, label=r"$m_{\mu\mu}$ [GeV]")),
         Histogram("MuonGood_pt_1", Axis("MuonGood.pt[0]", 100, 0, 200, label=r"Leading muon $p_T$ [GeV]")),

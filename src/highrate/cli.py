@@ -21,9 +21,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HighrateError as err:
         if args.debug:
             raise
+        from rich.markup import escape
+
         from highrate.console import console
 
-        console.print(f"[bold red]error:[/bold red] {err}", highlight=False, soft_wrap=True)
+        # escaped: file names, globs and entry ranges hold brackets that rich would take for markup
+        console.print(f"[bold red]error:[/bold red] {escape(str(err))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -80,7 +83,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _options(args: argparse.Namespace):  # noqa: ANN202
+def _options(args: argparse.Namespace):
     from highrate.runner import RunOptions
 
     return RunOptions(

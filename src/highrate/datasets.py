@@ -45,18 +45,28 @@ def load_datasets(path: str | os.PathLike[str]) -> list[Dataset]:
     except yaml.YAMLError as err:
         raise DatasetError(f"datasets file {str(path)!r} is not valid YAML: {err}") from err
     if not isinstance(doc, dict) or not isinstance(doc.get("datasets"), dict):
-        found = list(doc) if isinstance(doc, dict) else type(doc).__name__
+        hint = ""
+        if isinstance(doc, dict) and "datasets" in doc:
+            found = f"'datasets' is a {type(doc['datasets']).__name__}"
+        elif isinstance(doc, dict):
+            found = f"keys {[str(k) for k in doc]}"
+            typo = next((str(k) for k in doc if did_you_mean(str(k), ["datasets"])), None)
+            hint = f" Did you mean 'datasets' instead of {typo!r}?" if typo else ""
+        else:
+            found = "an empty file" if doc is None else f"a {type(doc).__name__}"
         raise DatasetError(
-            f"datasets file {str(path)!r} must have a top-level mapping 'datasets:' "
-            f"(name -> entry); found {found}." + did_you_mean("datasets", found if isinstance(found, list) else [])
+            f"datasets file {str(path)!r} must have a top-level mapping 'datasets:' (name -> entry); "
+            f"found {found}.{hint}"
         )
+    if not doc["datasets"]:
+        raise DatasetError(f"datasets file {str(path)!r}: 'datasets:' is empty; it defines no datasets.")
     extra = [k for k in doc if k != "datasets"]
     if extra:
         raise DatasetError(
             f"datasets file {str(path)!r}: unknown top-level key {extra[0]!r}; only 'datasets' is allowed."
         )
     return [
-        parse_dataset(name, entry, base=path.parent, source=str(path))
+        parse_dataset(name, entry, base=path.parent.absolute(), source=str(path))
         for name, entry in doc["datasets"].items()
     ]
 
@@ -115,6 +125,11 @@ def expand_files(patterns: list[str], *, base: Path, where: str) -> list[str]:
             out.extend(matches)
         else:
             out.append(full)  # a missing file is reported when it is opened, so --skip-bad-files can skip it
+    seen: set[str] = set()
+    for f in out:
+        if os.path.normpath(f) in seen:
+            raise DatasetError(f"{where}: file {f!r} is listed twice (its events would be counted twice).")
+        seen.add(os.path.normpath(f))
     return out
 
 

@@ -15,18 +15,20 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.jagged import flat_parts, is_typetracer
+
 
 def nth(collection: ak.Array, i: int) -> ak.Array:
-    """The ``i``-th object of each event (``None`` where there are not that many)."""
+    """The ``i``-th object of each event (``None`` where there are not that many).
+
+    General but slower than :func:`highrate.jagged.nth_value` for single fields.
+    """
     return ak.firsts(collection[:, i:], axis=1)
 
 
-def four_momentum(obj: Any) -> tuple[Any, Any, Any, Any]:
-    """(E, px, py, pz) in float64 from pt, eta, phi, mass."""
-    pt = ak.values_astype(obj.pt, np.float64)
-    eta = ak.values_astype(obj.eta, np.float64)
-    phi = ak.values_astype(obj.phi, np.float64)
-    mass = ak.values_astype(obj.mass, np.float64)
+def four_momentum(pt: Any, eta: Any, phi: Any, mass: Any) -> tuple[Any, Any, Any, Any]:
+    """(E, px, py, pz) in float64 from pt, eta, phi, mass (numpy or awkward arrays)."""
+    pt, eta, phi, mass = (_f64(x) for x in (pt, eta, phi, mass))
     px = pt * np.cos(phi)
     py = pt * np.sin(phi)
     pz = pt * np.sinh(eta)
@@ -34,14 +36,36 @@ def four_momentum(obj: Any) -> tuple[Any, Any, Any, Any]:
     return energy, px, py, pz
 
 
-def invariant_mass(a: Any, b: Any) -> Any:
-    """Invariant mass of two objects (records with pt, eta, phi, mass), per event."""
-    ea, pxa, pya, pza = four_momentum(a)
-    eb, pxb, pyb, pzb = four_momentum(b)
+def pair_mass(a: tuple[Any, Any, Any, Any], b: tuple[Any, Any, Any, Any]) -> Any:
+    """Invariant mass from two (pt, eta, phi, mass) tuples, with the documented formula."""
+    ea, pxa, pya, pza = four_momentum(*a)
+    eb, pxb, pyb, pzb = four_momentum(*b)
     m2 = (ea + eb) ** 2 - (pxa + pxb) ** 2 - (pya + pyb) ** 2 - (pza + pzb) ** 2
     return np.sqrt(np.maximum(m2, 0.0))
 
 
-def leading_pair_mass(collection: ak.Array) -> ak.Array:
+def invariant_mass(a: Any, b: Any) -> Any:
+    """Invariant mass of two objects (records with pt, eta, phi, mass), per event."""
+    return pair_mass((a.pt, a.eta, a.phi, a.mass), (b.pt, b.eta, b.phi, b.mass))
+
+
+def leading_pair_mass(collection: ak.Array) -> Any:
     """Invariant mass of the two leading objects; NaN where there are fewer than two."""
-    return ak.fill_none(invariant_mass(nth(collection, 0), nth(collection, 1)), np.nan)
+    if is_typetracer(collection):
+        return ak.fill_none(invariant_mass(nth(collection, 0), nth(collection, 1)), np.nan)
+    parts = {f: flat_parts(collection[f]) for f in ("pt", "eta", "phi", "mass")}
+    _, starts, counts = parts["pt"]
+    has = counts >= 2
+    first = starts[has]
+    out = np.full(len(counts), np.nan)
+    out[has] = pair_mass(
+        tuple(parts[f][0][first] for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
+        tuple(parts[f][0][first + 1] for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
+    )
+    return out
+
+
+def _f64(x: Any) -> Any:
+    if isinstance(x, ak.Array):
+        return ak.values_astype(x, np.float64)
+    return np.asarray(x, dtype=np.float64)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN
 from highrate.errors import UnknownQuantityError, did_you_mean
+from highrate.jagged import is_typetracer, nth_present
 
 
 @dataclass
@@ -57,24 +58,16 @@ def evaluate(
     if index is None:
         counts = ak.num(value, axis=1)
         return Filled(ak.flatten(value, axis=1), _event_index(counts))
-    i = int(index)
-    has = ak.num(value, axis=1) > i
-    if _is_typetracer(value):
-        return Filled(value[has][:, i], has)
-    has = ak.to_numpy(has)
-    return Filled(value[has][:, i], np.flatnonzero(has))
+    values, events_with = nth_present(value, int(index))
+    return Filled(values, events_with)
 
 
 def _is_list(array: Any) -> bool:
     return isinstance(array, ak.Array) and array.ndim > 1
 
 
-def _is_typetracer(array: Any) -> bool:
-    return ak.backend(array) == "typetracer"
-
-
 def _event_index(counts: Any) -> Any:
-    if _is_typetracer(counts):
+    if is_typetracer(counts):
         return counts
     counts = ak.to_numpy(counts)
     return np.repeat(np.arange(len(counts)), counts)
@@ -89,5 +82,3 @@ def to_numpy(array: Any, *, where: str) -> np.ndarray:
     except (ValueError, TypeError) as err:
         raise UnknownQuantityError(f"{where}: expected numbers, got type {ak.type(array)}.") from err
 
-
-QuantityFunction = Callable[..., Any]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,10 +10,17 @@ from typing import Any
 
 from highrate.analysis import Analysis
 from highrate.datasets import Dataset
-from highrate.errors import ConfigError, HighrateError, InputFileError, MissingBranchError
+from highrate.errors import (
+    ConfigError,
+    HighrateError,
+    InputFileError,
+    MissingBranchError,
+    UnknownQuantityError,
+    did_you_mean,
+)
 from highrate.events import EventSchema
 from highrate.executors import Executor, make_executor
-from highrate.io.files import FileInfo
+from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
 from highrate.result import Result, accumulate
 from highrate.tracing import needed_branches
@@ -86,11 +94,10 @@ def run(
         payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
         results = [Result(failed=failed)]
-        done = events = nfailed = 0
-        for r in ex.map_unordered(process_chunk, tasks):
+        events = nfailed = 0
+        for done, r in enumerate(ex.map_unordered(process_chunk, tasks), 1):
             if r.failed and not options.skip_bad_files:
                 raise _as_error(r.failed[0])
-            done += 1
             nfailed += len(r.failed)
             events += sum(c.get("total", 0) for c in r.counts.values())
             results.append(r)
@@ -121,7 +128,7 @@ def _describe_files(
     for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
-                raise InputFileError(f"dataset {dataset!r}: {_strip_type(info)} {SKIP_HINT}")
+                raise InputFileError(f"dataset {dataset!r}: {_sentence(_strip_type(info))} {SKIP_HINT}")
             failed.append(_file_failure(dataset, url, info))
         found[(dataset, url)] = info
         report(Progress("files", i, len(refs)))
@@ -132,10 +139,32 @@ def _describe_files(
 
 
 def _plan(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> DatasetPlan:
-    schema = EventSchema.from_branches(files[0].branches)
+    # the union of all files' branches, so that a file lacking one is named by _check_branches
+    # whatever its position, instead of failing the trace when it happens to come first
+    union: dict[str, BranchInfo] = {}
+    for info in files:
+        for name, branch in info.branches.items():
+            union.setdefault(name, branch)
+    schema = EventSchema.from_branches(union)
     meta = {**dataset.metadata, "dataset": dataset.name, "sample": dataset.sample}
-    branches = needed_branches(analysis, schema, meta)
+    try:
+        branches = needed_branches(analysis, schema, meta)
+    except UnknownQuantityError as err:
+        raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
     return DatasetPlan(dataset.name, meta, schema.subset(branches), branches)
+
+
+def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:
+    """For a missing field of a collection or group: the close names, or which files lack it."""
+    m = re.search(r"no field named '(\w+)'", str(err.__cause__ or ""))
+    if m is None or "Did you mean" in str(err):
+        return ""
+    inner = sorted({f for part in (*schema.groups, *schema.collections) for f, _ in part.fields})
+    hint = did_you_mean(m[1], inner)
+    if hint:
+        return hint
+    more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+    return f" No branch of the dataset's files ({files[0].url!r}{more}) provides it."
 
 
 def _check_branches(
@@ -176,14 +205,21 @@ def _file_failure(dataset: str, url: str, error: str, *, entries: int | None = N
     }
 
 
+def _sentence(message: str) -> str:
+    return message if message.endswith((".", "?", "!")) else message + "."
+
+
 def _strip_type(message: str) -> str:
     head, sep, rest = message.partition(": ")
     return rest if sep and head.endswith("Error") else message
 
 
 def _as_error(failure: dict[str, Any]) -> HighrateError:
-    text = (f"{_strip_type(failure['error'])} (dataset {failure['dataset']!r}, file {failure['file']!r}, "
-            f"entries [{failure['entry_start']}, {failure['entry_stop']})). {SKIP_HINT}")
+    text = _strip_type(failure["error"])
+    if repr(failure["file"]) not in text:  # messages of the reader already say where
+        text += (f" (dataset {failure['dataset']!r}, file {failure['file']!r}, "
+                 f"entries [{failure['entry_start']}, {failure['entry_stop']}))")
+    text = f"{_sentence(text)} {SKIP_HINT}"
     if failure["error"].startswith("MissingBranchError"):
         return MissingBranchError(text)
     if failure["error"].startswith(("UnknownQuantityError", "ConfigError", "ChunkError")):

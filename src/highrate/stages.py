@@ -7,14 +7,14 @@ uses), with a :class:`Recorder` deciding what "count" and "fill" mean.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import awkward as ak
 import hist
 import numpy as np
 
-from highrate.analysis import Analysis, Cut, Histogram, call_with, _arity
+from highrate.analysis import Analysis, Cut, Histogram, _arity, call_with
 from highrate.errors import ChunkError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
 from highrate.result import Result
@@ -28,10 +28,21 @@ class Recorder(Protocol):
     def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None: ...
 
 
-def run_stages(analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder) -> None:
-    """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``."""
+def run_stages(
+    analysis: Analysis,
+    events: ak.Array,
+    meta: Mapping[str, Any],
+    recorder: Recorder,
+    *,
+    skim_filter: Callable[[np.ndarray], ak.Array] | None = None,
+) -> None:
+    """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``.
+
+    ``skim_filter(mask)`` builds the skimmed events directly from the read columns (packed);
+    without it the events are filtered with awkward.
+    """
     recorder.step("initial", None, len(events) if not _tracing(events) else None)
-    events = _select(events, analysis.skim, "skim", meta, recorder)
+    events = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
     for name, function in analysis.objects.items():
         value = _guard(lambda f=function: call_with(f, _arity(f, name), events, {}, meta), f"object {name!r}", events)
         events = ak.with_field(events, value, name)
@@ -90,7 +101,10 @@ def _and_cuts(events: ak.Array, cuts: tuple[Cut, ...], meta: Mapping[str, Any], 
     return mask
 
 
-def _select(events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder) -> ak.Array:
+def _select(
+    events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder,
+    apply: Callable[[Any], ak.Array] | None = None,
+) -> ak.Array:
     mask = None
     n = None if _tracing(events) else len(events)
     for cut in cuts:
@@ -102,7 +116,7 @@ def _select(events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[s
         recorder.step(stage, None, n)
         return events
     recorder.step(stage, mask, None)
-    return events[mask]
+    return events[mask] if apply is None else apply(mask)
 
 
 def _weights(analysis: Analysis, events: ak.Array, meta: Mapping[str, Any]) -> Any:

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
 from highrate.analysis import Analysis
 from highrate.errors import HighrateError
-from highrate.events import EventSchema
+from highrate.events import EventSchema, filter_arrays
 from highrate.io.files import forget, open_tree
 from highrate.io.reader import read_columns
 from highrate.partition import WorkItem
@@ -69,11 +70,16 @@ def process_chunk(task: Task) -> Result:
     item, plan = task.item, task.plan
     try:
         analysis = task.analysis.get()
-        ttree = open_tree(item.url, item.tree)
-        arrays, nbytes = read_columns(ttree, plan.branches, item.start, item.stop, where=item.describe())
-        events = plan.schema.build(arrays, item.entries, where=item.describe())
+        handle = open_tree(item.url, item.tree)
+        arrays, nbytes = read_columns(handle, plan.branches, item.start, item.stop, where=item.describe())
+        schema = plan.schema
+        events = schema.build(arrays, item.entries, where=item.describe())
         recorder = ChunkRecorder(analysis, item.dataset)
-        run_stages(analysis, events, plan.meta, recorder)
+
+        def skim_filter(mask: Any) -> Any:
+            return schema.build(filter_arrays(schema, arrays, mask), int(np.count_nonzero(mask)))
+
+        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             forget(item.url)

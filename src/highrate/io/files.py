@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,22 @@ class BranchInfo:
     counter: str | None = None
 
 
+@dataclass
+class OpenTree:
+    """A TTree kept open in this process, with what the fast reader caches about it."""
+
+    url: str
+    ttree: Any
+    fd: int | None  # a plain file descriptor for local files (pread is the cheapest read)
+    layouts: dict[str, Any] = field(default_factory=dict)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.ttree.file.close()
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """Metadata of one file, gathered once per run."""
@@ -40,8 +56,8 @@ class FileInfo:
     other_branches: tuple[str, ...] = ()  # branches of types the pipeline does not expose
 
 
-def open_tree(url: str, tree: str) -> Any:
-    """The ``uproot`` TTree, opened once per process and kept in a small LRU cache.
+def open_tree(url: str, tree: str) -> OpenTree:
+    """The TTree, opened once per process and kept in a small LRU cache.
 
     Real NanoAOD has thousands of branches and costs 1-3 s to open; reopening per chunk is the
     largest avoidable cost of chunked processing.
@@ -66,26 +82,37 @@ def open_tree(url: str, tree: str) -> Any:
     if not isinstance(ttree, uproot.TTree):
         file.close()
         raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
+    handle = OpenTree(url, ttree, os.open(url, os.O_RDONLY) if "://" not in url else None)
     with _lock:
-        _open[key] = ttree
+        _open[key] = handle
         while len(_open) > _MAX_OPEN:
             _, old = _open.popitem(last=False)
-            old.file.close()
-    return ttree
+            old.close()
+    return handle
 
 
 def forget(url: str) -> None:
     """Drop a file from the cache (after a read error, so a retry reopens it)."""
     with _lock:
         for key in [k for k in _open if k[0] == url]:
-            _open.pop(key).file.close()
+            _open.pop(key).close()
 
 
 def _open_file(url: str) -> Any:
-    if "://" not in url and not os.path.exists(url):
-        raise InputFileError(f"file {url!r} does not exist.")
+    local = "://" not in url
+    if local:
+        if not os.path.exists(url):
+            raise InputFileError(f"file {url!r} does not exist.")
+        try:
+            with open(url, "rb") as f:
+                magic = f.read(4)
+        except OSError as err:
+            raise InputFileError(f"file {url!r} cannot be read: {err.strerror or err}.") from err
+        if magic != b"root":
+            found = f"it starts with {magic!r}, not b'root'" if magic else "it is empty"
+            raise InputFileError(f"file {url!r}: not a ROOT file ({found}).")
     try:
-        return uproot.open(url, object_cache=None, array_cache=None)
+        file = uproot.open(url, object_cache=None, array_cache=None)
     except FileNotFoundError as err:
         raise InputFileError(f"file {url!r} does not exist.") from err
     except Exception as err:
@@ -95,11 +122,16 @@ def _open_file(url: str) -> Any:
         elif os.path.exists(url):
             reason = f"cannot be read as ROOT, truncated or corrupt? ({reason})"
         raise InputFileError(f"file {url!r}: {reason}") from err
+    size, end = (os.path.getsize(url) if local else None), int(file.file.fEND)
+    if size is not None and size < end:  # a copy that stopped early: caught here, not mid-chunk
+        file.close()
+        raise InputFileError(f"file {url!r} is truncated: it has {size:,} bytes, its header says {end:,}.")
+    return file
 
 
 def describe(url: str, tree: str) -> FileInfo:
     """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
-    ttree = open_tree(url, tree)
+    ttree = open_tree(url, tree).ttree
     try:
         branches: dict[str, BranchInfo] = {}
         other: list[str] = []

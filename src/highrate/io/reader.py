@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import awkward as ak
 import numpy as np
 import uproot
 
 from highrate.errors import InputFileError, MissingBranchError, did_you_mean
+from highrate.io.baskets import BranchLayout, basket_ranges, branch_layout, read_branch
+from highrate.io.files import OpenTree
 
 
 def read_columns(
-    ttree: Any, branches: Sequence[str], start: int, stop: int, *, where: str
+    handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str
 ) -> tuple[dict[str, np.ndarray], int]:
     """Flat arrays (jagged branches as their flat content) and the compressed bytes read.
 
-    All branches are requested at once so uproot coalesces the byte ranges; nothing else is
-    decompressed. ``where`` names the file and entry range in errors.
+    Numeric flat and counter-jagged branches take the fast basket path; others go through
+    uproot's ``TTree.arrays``. ``where`` names the file and entry range in errors.
     """
+    ttree = handle.ttree
     missing = [b for b in branches if b not in ttree]
     if missing:
         raise MissingBranchError(
@@ -27,8 +29,47 @@ def read_columns(
             + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
             + "." + did_you_mean(missing[0], ttree.keys())
         )
+    layouts = {b: _layout(handle, b) for b in branches}
+    out: dict[str, np.ndarray] = {}
+    slow = [b for b, layout in layouts.items() if layout is None]
+    if slow:
+        out.update(_read_with_uproot(ttree, slow, start, stop, where))
+    source = None if handle.fd is not None else ttree.file.source
+    # counters first: jagged contents are sized by them
+    ordered = sorted((b for b in branches if layouts[b] is not None), key=lambda b: layouts[b].jagged)
+    for name in ordered:
+        layout = layouts[name]
+        counts = None
+        if layout.jagged:
+            counter = ttree[name].count_branch.name
+            counts = out.get(counter)
+            if counts is None:
+                counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), source, start, stop, None, where)
+        out[name] = _read_one(handle, name, layout, source, start, stop, counts, where)
+    nbytes = basket_ranges([layouts[b] for b in branches if layouts[b] is not None], start, stop)
+    if slow:
+        nbytes += _uproot_bytes(ttree, slow, start, stop)
+    return {b: out[b] for b in branches}, nbytes
+
+
+def _layout(handle: OpenTree, name: str) -> BranchLayout | None:
+    if name not in handle.layouts:
+        handle.layouts[name] = branch_layout(handle.ttree[name])
+    return handle.layouts[name]
+
+
+def _read_one(handle, name, layout, source, start, stop, counts, where) -> np.ndarray:
+    if layout is None:
+        return _read_with_uproot(handle.ttree, [name], start, stop, where)[name]
     try:
-        raw = ttree.arrays(filter_name=list(branches), entry_start=start, entry_stop=stop, how=dict)
+        return read_branch(layout, source, handle.fd, start, stop, counts)
+    except Exception as err:
+        raise InputFileError(f"{where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
+
+
+def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: str) -> dict[str, np.ndarray]:
+    try:
+        raw = ttree.arrays(filter_name=branches, entry_start=start, entry_stop=stop, how=dict)
     except uproot.KeyInFileError as err:
         raise MissingBranchError(f"{where}: {err}") from err
     except Exception as err:
@@ -41,11 +82,10 @@ def read_columns(
             out[name] = np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
         else:
             out[name] = np.asarray(layout.data)
-    return out, compressed_bytes(ttree, branches, start, stop)
+    return out
 
 
-def compressed_bytes(ttree: Any, branches: Sequence[str], start: int, stop: int) -> int:
-    """Compressed size of the baskets that hold ``[start, stop)`` of these branches."""
+def _uproot_bytes(ttree, branches: Sequence[str], start: int, stop: int) -> int:
     total = 0
     for name in branches:
         branch = ttree[name]

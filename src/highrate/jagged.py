@@ -1,0 +1,51 @@
+"""Fast access to jagged (per-object) arrays through their flat numpy contents.
+
+awkward's generic broadcasting over option types costs about a millisecond per operation and
+per 100k events; these helpers use one flatten and numpy index arithmetic instead. On
+typetracers (when highrate traces an analysis for the branches it uses) they fall back to
+the equivalent awkward expressions, which touch the same data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+
+def is_typetracer(array: Any) -> bool:
+    return isinstance(array, ak.Array) and ak.backend(array) == "typetracer"
+
+
+def flat_parts(array: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(flat content, start of each event in it, count per event) of a jagged numeric array."""
+    counts = ak.to_numpy(ak.num(array, axis=1))
+    content = ak.to_numpy(ak.flatten(array, axis=1))
+    starts = np.cumsum(counts) - counts
+    return content, starts, counts
+
+
+def nth_value(array: ak.Array, i: int, fill: Any = np.nan) -> Any:
+    """Per event, the ``i``-th value of a jagged numeric array, ``fill`` where there is none.
+
+    Returns a numpy array (float ``fill`` such as NaN promotes integer values to float).
+    """
+    if is_typetracer(array):
+        return ak.fill_none(ak.firsts(array[:, i:], axis=1), fill)
+    content, starts, counts = flat_parts(array)
+    dtype = np.result_type(content.dtype, np.asarray(fill).dtype) if not isinstance(fill, bool) else content.dtype
+    out = np.full(len(counts), fill, dtype=dtype)
+    has = counts > i
+    out[has] = content[starts[has] + i]
+    return out
+
+
+def nth_present(array: ak.Array, i: int) -> tuple[Any, Any]:
+    """(values of the ``i``-th object where present, indices of those events)."""
+    if is_typetracer(array):
+        has = ak.num(array, axis=1) > i
+        return array[has][:, i], has
+    content, starts, counts = flat_parts(array)
+    events = np.flatnonzero(counts > i)
+    return content[starts[events] + i], events
