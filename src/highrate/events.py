@@ -136,10 +136,10 @@ def filter_arrays(
             out[b] = arrays[b][mask]
     for c in schema.collections:
         counts = arrays[c.counter]
-        object_mask = np.repeat(mask, counts)
+        keep = np.flatnonzero(np.repeat(mask, counts))  # indices once, then a cheap take per field
         out[c.counter] = counts[mask]
         for _, b in c.fields:
-            out[b] = arrays[b][object_mask]
+            out[b] = arrays[b].take(keep)
     return out
 
 

@@ -8,6 +8,7 @@ uses), with a :class:`Recorder` deciding what "count" and "fill" mean.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
 import awkward as ak
@@ -44,11 +45,13 @@ def run_stages(
     recorder.step("initial", None, len(events) if not _tracing(events) else None)
     events = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
     for name, function in analysis.objects.items():
-        value = _guard(lambda f=function: call_with(f, _arity(f, name), events, {}, meta), f"object {name!r}", events)
+        value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta), f"object {name!r}", events)
+        if isinstance(value, ak.Array) and not _tracing(value):
+            value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
         events = ak.with_field(events, value, name)
     events = _select(events, analysis.preselection, "presel", meta, recorder)
     computed = {
-        name: _guard(lambda f=fn: call_with(f, _arity(f, name), events, {}, meta), f"quantity {name!r}", events)
+        name: _guard(partial(call_with, fn, _arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
         for name, fn in analysis.quantities.items()
     }
     weights = _weights(analysis, events, meta)

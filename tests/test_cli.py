@@ -1,0 +1,126 @@
+"""The ``highrate`` command: exit codes, messages on stderr without tracebacks, ``--debug``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from highrate.cli import main
+from highrate.errors import DatasetError, InputFileError
+from highrate.testing import generate_file
+
+ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis.py"
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_file(tmp_path_factory.mktemp("cli") / "dy.root", events=3000, seed=5, basket_events=500)
+
+
+def datasets_yaml(folder: Path, files: list[Path | str]) -> Path:
+    path = folder / "datasets.yaml"
+    entry = {"files": [str(f) for f in files], "metadata": {"is_mc": True}}
+    path.write_text(yaml.safe_dump({"datasets": {"dy": entry}}))
+    return path
+
+
+def run_args(datasets: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", str(ZMUMU), "--datasets", str(datasets), "--output", str(out), "--chunk-size", "1000",
+            "--no-progress", *extra]
+
+
+def test_good_run_exits_zero_and_writes_outputs(good_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(run_args(datasets_yaml(tmp_path, [good_file]), out)) == 0
+    captured = capsys.readouterr()
+    assert "error" not in captured.err.lower()
+    report = json.loads((out / "report.json").read_text())
+    assert report["events"]["total"] == 3000
+    assert report["chunks"] == {"total": 3, "processed": 3, "failed": 0}
+    assert report["failed_chunks"] == []
+    assert (out / "histograms.root").is_file() and (out / "histograms.pkl").is_file()
+    assert "Total" in captured.err  # the summary table goes to stderr
+
+
+def test_error_is_one_line_on_stderr_with_exit_code_2(tmp_path, capfd):
+    missing = tmp_path / "missing.root"
+    assert main(run_args(datasets_yaml(tmp_path, [missing]), tmp_path / "out")) == 2
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: dataset 'dy': file ")
+    assert str(missing) in lines[0]
+    assert "Traceback" not in captured.err
+    assert not (tmp_path / "out").exists()  # nothing is written for a run that did not happen
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(tmp_path, where):
+    missing = tmp_path / "missing.root"
+    args = run_args(datasets_yaml(tmp_path, [missing]), tmp_path / "out")
+    args = ["--debug", *args] if where == "before" else [*args, "--debug"]
+    with pytest.raises(InputFileError, match=r"missing\.root"):
+        main(args)
+
+
+def test_brackets_in_messages_are_printed_verbatim(tmp_path, capsys):
+    path = tmp_path / "datasets.yaml"
+    path.write_text("datasets:\n  dy:\n    files: ['data/[ab]*.root']\n    metadata: {is_mc: true}\n")
+    assert main(run_args(path, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "'data/[ab]*.root' matches no files" in err
+
+
+def test_closing_markup_tag_in_a_file_name_does_not_crash(tmp_path, capsys):
+    odd = tmp_path / "[/x]" / "f.root"  # not valid rich markup: would raise MarkupError unescaped
+    assert main(run_args(datasets_yaml(tmp_path, [odd]), tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert str(odd) in err
+    assert "Traceback" not in err
+
+
+def test_unknown_dataset_name_is_named(good_file, tmp_path, capsys):
+    assert main([*run_args(datasets_yaml(tmp_path, [good_file]), tmp_path / "out"), "--dataset", "dyy"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset 'dyy'" in err and "Did you mean 'dy'?" in err
+
+
+def test_missing_datasets_file_is_named(tmp_path, capsys):
+    assert main(run_args(tmp_path / "nope.yaml", tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "cannot read datasets file" in err and "nope.yaml" in err
+
+
+def test_missing_analysis_file_is_named(good_file, tmp_path, capsys):
+    args = run_args(datasets_yaml(tmp_path, [good_file]), tmp_path / "out")
+    args[1] = str(tmp_path / "nope.py")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot read analysis file" in err and "nope.py" in err
+
+
+def test_debug_reraises_dataset_errors(tmp_path):
+    path = tmp_path / "datasets.yaml"
+    path.write_text("datasets:\n  dy:\n    filez: [a.root]\n    metadata: {is_mc: true}\n")
+    with pytest.raises(DatasetError, match="Did you mean 'files'"):
+        main(["--debug", *run_args(path, tmp_path / "out")])
+
+
+def test_bad_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(ZMUMU)])  # --datasets is required
+    assert info.value.code == 2
+    assert "--datasets" in capsys.readouterr().err
+
+
+def test_generate_writes_a_datasets_file(tmp_path, capsys):
+    assert main(["generate", str(tmp_path / "gen"), "--events", "200", "--files", "1"]) == 0
+    assert "datasets file" in capsys.readouterr().err
+    from highrate.datasets import load_datasets
+
+    names = [d.name for d in load_datasets(tmp_path / "gen" / "datasets.yaml")]
+    assert names == ["DYJetsToLL_M-50", "SingleMuon_2018"]
