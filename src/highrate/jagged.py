@@ -20,10 +20,32 @@ def is_typetracer(array: Any) -> bool:
 
 def flat_parts(array: ak.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(flat content, start of each event in it, count per event) of a jagged numeric array."""
+    parts = _list_parts(array.layout) if isinstance(array, ak.Array) else None
+    if parts is not None:
+        return parts
     counts = ak.to_numpy(ak.num(array, axis=1))
     content = ak.to_numpy(ak.flatten(array, axis=1))
     starts = np.cumsum(counts) - counts
     return content, starts, counts
+
+
+def _list_parts(layout: ak.contents.Content) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Zero-copy (content, starts, counts) of the layouts filtering and packing produce."""
+    index = None
+    if isinstance(layout, ak.contents.IndexedArray):  # a lazily filtered list
+        index, layout = np.asarray(layout.index.data), layout.content
+    if not isinstance(getattr(layout, "content", None), ak.contents.NumpyArray):
+        return None
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        offsets = np.asarray(layout.offsets.data)
+        starts, stops = offsets[:-1], offsets[1:]
+    elif isinstance(layout, ak.contents.ListArray):
+        starts, stops = np.asarray(layout.starts.data), np.asarray(layout.stops.data)
+    else:
+        return None
+    if index is not None:
+        starts, stops = starts[index], stops[index]
+    return np.asarray(layout.content.data), starts, stops - starts
 
 
 def nth_value(array: ak.Array, i: int, fill: Any = np.nan) -> Any:
