@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import uproot
+from reference_zmumu import HISTS, analyse, combine, read
 
 import highrate
 from highrate.outputs.write import write_outputs
 from highrate.result import accumulate
-from reference_zmumu import HISTS, analyse, combine, read
 
 
 def expected(datasets: list[highrate.Dataset]) -> dict[str, dict]:

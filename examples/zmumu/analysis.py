@@ -1,7 +1,6 @@
 """The reference Z→μμ analysis: skim, MuonGood/JetGood, dilepton preselection, six histograms."""
 
 import awkward as ak
-import numpy as np
 
 from highrate import Analysis, Axis, Cut, Histogram, Weight
 from highrate.jagged import nth_value

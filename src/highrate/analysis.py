@@ -215,6 +215,13 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
         spec.loader.exec_module(module)
     except ConfigError as err:
         raise ConfigError(f"analysis file {str(path)!r}: {err}") from err
+    except SyntaxError as err:
+        raise ConfigError(f"analysis file {str(path)!r}, line {err.lineno}: syntax error: {err.msg}.") from err
+    except Exception as err:  # an import or name error while executing the file
+        line = _user_line(err, str(path))
+        raise ConfigError(
+            f"analysis file {str(path)!r}{line}: {type(err).__name__}: {err}. Run with --debug for the traceback."
+        ) from err
     finally:
         sys.path.pop(0)
     found = getattr(module, "analysis", None)
@@ -225,6 +232,14 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
     from dataclasses import replace
 
     return replace(found, source=source, name=found.name if found.name != "analysis" else path.stem)
+
+
+def _user_line(err: BaseException, filename: str) -> str:
+    """', line N' of the innermost frame in the analysis file, or ''."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if f.filename == filename]
+    return f", line {frames[-1].lineno}" if frames else ""
 
 
 def resolve_quantity_name(quantity: str, *, fields: Sequence[str], quantities: Sequence[str], where: str) -> None:

@@ -96,18 +96,23 @@ def _options(args: argparse.Namespace):
 def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,
              args: argparse.Namespace) -> int:
     from highrate.analysis import load_analysis
-    from highrate.console import print_summary, progress_bar
+    from highrate.console import console, print_summary, progress_bar
     from highrate.datasets import load_datasets, select
+    from highrate.executors import make_executor
     from highrate.outputs.write import write_outputs
     from highrate.runner import run
 
     analysis = load_analysis(analysis_path)
     datasets = select(load_datasets(datasets_path), names)
     options = _options(args)
-    with progress_bar(enabled=not args.no_progress and sys.stderr.isatty()) as update:
-        outcome = run(analysis, datasets, options=options, progress=update)
-    if outcome.dashboard:
-        logging.getLogger("highrate").info("Dask dashboard was at %s", outcome.dashboard)
+    executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
+    try:
+        if getattr(executor, "dashboard_link", None):
+            console.print(f"Dask dashboard: {executor.dashboard_link}", highlight=False)
+        with progress_bar(enabled=not args.no_progress and sys.stderr.isatty()) as update:
+            outcome = run(analysis, datasets, options=options, executor=executor, progress=update)
+    finally:
+        executor.close()
     report = write_outputs(output, outcome, analysis, options)
     print_summary(report, output)
     return 1 if report["failed_chunks"] and not options.skip_bad_files else 0

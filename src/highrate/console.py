@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -69,6 +70,8 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
     if report["failed_chunks"]:
         console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
         for f in report["failed_chunks"][:5]:
-            console.print(f"  [red]- {f['dataset']}: {f['file']} [{f['entry_start']}, {f['entry_stop']}): {f['error']}")
+            where = "whole file" if f["entry_start"] is None else f"entries [{f['entry_start']}, {f['entry_stop']})"
+            line = f"{f['dataset']}: {f['file']} {where}: {f['error']}"
+            console.print(f"  [red]-[/red] {escape(line)}")
     if outdir:
-        console.print(f"outputs in [bold]{outdir}[/bold]: histograms.root, histograms.pkl, report.json")
+        console.print(f"outputs in [bold]{escape(str(outdir))}[/bold]: histograms.root, histograms.pkl, report.json")

@@ -111,7 +111,7 @@ class EventSchema:
             np.cumsum(counts, out=offsets[1:])
             total = int(offsets[-1])
             fields = []
-            for f, b in c.fields:
+            for _, b in c.fields:
                 if len(arrays[b]) != total:
                     raise InputFileError(
                         f"{where}: branch {b!r} has {len(arrays[b])} values but {c.counter!r} counts {total}."

@@ -6,6 +6,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from highrate.errors import ConfigError
 
@@ -50,7 +51,7 @@ def split_entries(entries: int, clusters: Sequence[int], chunk_size: int) -> lis
         if target > bounds[-1]:
             bounds.append(target)
     bounds.append(entries)
-    return list(zip(bounds[:-1], bounds[1:], strict=True))
+    return list(pairwise(bounds))
 
 
 def _nearest(sorted_values: Sequence[int], target: int) -> int | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import cramjam
@@ -68,7 +69,7 @@ def read_branch(
         out = np.empty(stop - start, dtype=layout.dtype)
         pos = 0
         for i, raw in zip(range(first, last), raws, strict=True):
-            data, _ = _decompress_basket(raw)
+            data, _ = _checked(layout, i, raw)
             lo = max(start - int(layout.entries[i]), 0)
             hi = min(stop, int(layout.entries[i + 1])) - int(layout.entries[i])
             chunk = np.frombuffer(data, dtype=layout.dtype, count=hi, offset=0)[lo:]
@@ -82,7 +83,7 @@ def read_branch(
     out = np.empty(total, dtype=layout.dtype)
     pos = 0
     for i, raw in zip(range(first, last), raws, strict=True):
-        data, offsets = _decompress_basket(raw)
+        data, offsets = _checked(layout, i, raw)
         b0 = int(layout.entries[i])
         lo = max(start - b0, 0)
         hi = min(stop, int(layout.entries[i + 1])) - b0
@@ -93,6 +94,17 @@ def read_branch(
     if pos != total:
         raise ValueError(f"counter says {total} values, baskets held {pos}")
     return _native(out)
+
+
+def _checked(layout: BranchLayout, i: int, raw: Any) -> tuple[memoryview, np.ndarray | None]:
+    """Decompress basket ``i``; a failure names the basket, its entries and its place in the file."""
+    try:
+        return _decompress_basket(raw)
+    except Exception as err:
+        raise ValueError(
+            f"basket {i} (entries [{layout.entries[i]}, {layout.entries[i + 1]}), {layout.nbytes[i]} bytes "
+            f"at byte {layout.seeks[i]}) is corrupt: {err}"
+        ) from err
 
 
 def _native(array: np.ndarray) -> np.ndarray:
@@ -108,7 +120,7 @@ def _read_raw(layout: BranchLayout, source: Any, fd: int | None, first: int, las
             block = os.pread(fd, int(nbytes.sum()), int(seeks[0]))
             view = memoryview(block)
             bounds = np.concatenate([[0], np.cumsum(nbytes)])
-            return [view[int(a) : int(b)] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            return [view[int(a) : int(b)] for a, b in pairwise(bounds)]
         return [os.pread(fd, int(n), int(s)) for s, n in zip(seeks, nbytes, strict=True)]
     chunks = source.chunks([(int(s), int(s + n)) for s, n in zip(seeks, nbytes, strict=True)], notifications=_Null())
     return [c.raw_data for c in chunks]
@@ -161,7 +173,7 @@ def _decompress(payload: memoryview, objlen: int) -> bytearray:
         elif algo == b"XZ":
             n = cramjam.xz.decompress_into(block, target)
         else:
-            raise ValueError(f"unsupported ROOT compression algorithm {algo!r}")
+            raise ValueError(f"unknown compression header {algo!r} (corrupt data or an unsupported codec)")
         if n != usize:
             raise ValueError(f"compressed block gave {n} bytes, expected {usize}")
         pos += _HEADER + csize

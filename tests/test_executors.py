@@ -1,0 +1,67 @@
+"""Executors: by name, unknown names, and a real Dask scheduler given by address."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import highrate
+from highrate.cli import main
+from highrate.errors import ConfigError
+from highrate.executors import executors, make_executor
+
+
+def test_unknown_executor_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown executor 'proceses'.*dask, processes, sequential.*'processes'"):
+        make_executor("proceses")
+
+
+def test_known_executor_names():
+    assert {"sequential", "processes", "dask"} <= set(executors.names())
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def sequential(sample, zmumu_path):
+    analysis = highrate.load_analysis(zmumu_path)
+    datasets = highrate.load_datasets(sample)
+    return highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=7000)).result
+
+
+def _same(a: highrate.Result, b: highrate.Result) -> None:
+    assert a.histograms.keys() == b.histograms.keys()
+    for k, h in a.histograms.items():
+        np.testing.assert_array_equal(h.values(), b.histograms[k].values(), err_msg=str(k))
+        np.testing.assert_array_equal(h.variances(), b.histograms[k].variances(), err_msg=str(k))
+    assert a.cutflow == b.cutflow and a.counts == b.counts
+
+
+def test_scheduler_address_from_python(dask_cluster, sample, zmumu_path, sequential):
+    analysis = highrate.load_analysis(zmumu_path)
+    datasets = highrate.load_datasets(sample)
+    options = highrate.RunOptions(scheduler=dask_cluster.scheduler_address, chunk_size=7000)
+    outcome = highrate.run(analysis, datasets, options=options)
+    assert outcome.executor == "dask"
+    _same(outcome.result, sequential)
+
+
+def test_scheduler_address_from_cli(dask_cluster, sample, zmumu_path, sequential, tmp_path):
+    code = main([
+        "run", str(zmumu_path), "--datasets", str(sample), "--scheduler", dask_cluster.scheduler_address,
+        "--chunk-size", "7000", "--output", str(tmp_path), "--no-progress",
+    ])
+    assert code == 0
+    with (tmp_path / "histograms.pkl").open("rb") as f:
+        written = pickle.load(f)
+    for (name, ds, cat, var), h in sequential.histograms.items():
+        np.testing.assert_array_equal(written[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
