@@ -15,7 +15,7 @@ import numpy as np
 from highrate.analysis import Analysis
 from highrate.errors import HighrateError
 from highrate.events import EventSchema, filter_arrays
-from highrate.io.files import forget, open_tree
+from highrate.io.files import forget, opened
 from highrate.io.reader import read_columns
 from highrate.partition import WorkItem
 from highrate.result import Result
@@ -70,8 +70,8 @@ def process_chunk(task: Task) -> Result:
     item, plan = task.item, task.plan
     try:
         analysis = task.analysis.get()
-        handle = open_tree(item.url, item.tree)
-        arrays, nbytes = read_columns(handle, plan.branches, item.start, item.stop, where=item.describe())
+        with opened(item.url, item.tree) as handle:
+            arrays, nbytes = read_columns(handle, plan.branches, item.start, item.stop, where=item.describe())
         schema = plan.schema
         events = schema.build(arrays, item.entries, where=item.describe())
         recorder = ChunkRecorder(analysis, item.dataset)

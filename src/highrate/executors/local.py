@@ -45,6 +45,9 @@ class ProcessExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["highrate.worker"])
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        # start the workers now, so their imports overlap with the driver's metadata and tracing
+        for _ in range(self.workers):
+            self._pool.submit(_ready)
 
     def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         pending: set[Future[Any]] = set()
@@ -64,3 +67,7 @@ class ProcessExecutor:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A no-op task that makes the pool start its worker processes."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import cramjam
 import numpy as np
+import xxhash
 
 _HEADER = 9  # ROOT compression block header: algorithm (2), method (1), sizes (3 + 3)
 
@@ -61,8 +62,9 @@ def read_branch(
 
     ``counts`` (the counter branch over ``[start, stop)``) sizes jagged output exactly.
     """
-    first = max(int(np.searchsorted(layout.entries, start, side="right")) - 1, 0)
-    last = int(np.searchsorted(layout.entries, stop, side="left"))
+    if stop <= start:
+        return np.empty(0, dtype=layout.dtype.newbyteorder("="))
+    first, last = _basket_span(layout, start, stop)
     raws = _read_raw(layout, source, fd, first, last)
     itemsize = layout.dtype.itemsize
     if not layout.jagged:
@@ -166,8 +168,10 @@ def _decompress(payload: memoryview, objlen: int) -> bytearray:
         target = memoryview(out)[done : done + usize]
         if algo == b"ZS":
             n = cramjam.zstd.decompress_into(block, target)
-        elif algo == b"L4":
-            n = cramjam.lz4.decompress_block_into(block[8:], target)  # 8-byte checksum first
+        elif algo == b"L4":  # an xxhash64 of the compressed block comes first
+            if xxhash.xxh64_intdigest(block[8:]) != int.from_bytes(block[:8], "big"):
+                raise ValueError("LZ4 block checksum mismatch")
+            n = cramjam.lz4.decompress_block_into(block[8:], target)
         elif algo == b"ZL":
             n = cramjam.zlib.decompress_into(block, target)
         elif algo == b"XZ":
@@ -185,9 +189,16 @@ def _decompress(payload: memoryview, objlen: int) -> bytearray:
 
 def basket_ranges(layouts: Sequence[BranchLayout], start: int, stop: int) -> int:
     """Compressed bytes of the baskets holding ``[start, stop)`` of these branches."""
+    if stop <= start:
+        return 0
     total = 0
     for layout in layouts:
-        first = max(int(np.searchsorted(layout.entries, start, side="right")) - 1, 0)
-        last = int(np.searchsorted(layout.entries, stop, side="left"))
+        first, last = _basket_span(layout, start, stop)
         total += int(layout.nbytes[first:last].sum())
     return total
+
+
+def _basket_span(layout: BranchLayout, start: int, stop: int) -> tuple[int, int]:
+    """First and one-past-last basket holding entries of ``[start, stop)``."""
+    first = max(int(np.searchsorted(layout.entries, start, side="right")) - 1, 0)
+    return first, int(np.searchsorted(layout.entries, stop, side="left"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +36,27 @@ class OpenTree:
     ttree: Any
     fd: int | None  # a plain file descriptor for local files (pread is the cheapest read)
     layouts: dict[str, Any] = field(default_factory=dict)
+    users: int = 0  # readers holding it: an evicted handle closes when the last one lets go
+    evicted: bool = False
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         self.ttree.file.close()
+
+
+@contextmanager
+def opened(url: str, tree: str) -> Iterator[OpenTree]:
+    """Hold an open tree for the duration of a read; safe with several threads per worker."""
+    handle = open_tree(url, tree)
+    try:
+        yield handle
+    finally:
+        with _lock:
+            handle.users -= 1
+            if handle.evicted and handle.users == 0:
+                handle.close()
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,7 @@ def open_tree(url: str, tree: str) -> OpenTree:
     with _lock:
         if key in _open:
             _open.move_to_end(key)
+            _open[key].users += 1
             return _open[key]
     file = _open_file(url)
     try:
@@ -82,20 +100,27 @@ def open_tree(url: str, tree: str) -> OpenTree:
     if not isinstance(ttree, uproot.TTree):
         file.close()
         raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
-    handle = OpenTree(url, ttree, os.open(url, os.O_RDONLY) if "://" not in url else None)
+    handle = OpenTree(url, ttree, os.open(url, os.O_RDONLY) if "://" not in url else None, users=1)
     with _lock:
+        if key in _open:  # another thread opened it meanwhile
+            _evict(_open.pop(key))
         _open[key] = handle
         while len(_open) > _MAX_OPEN:
-            _, old = _open.popitem(last=False)
-            old.close()
+            _evict(_open.popitem(last=False)[1])
     return handle
+
+
+def _evict(handle: OpenTree) -> None:
+    handle.evicted = True
+    if handle.users == 0:
+        handle.close()
 
 
 def forget(url: str) -> None:
     """Drop a file from the cache (after a read error, so a retry reopens it)."""
     with _lock:
         for key in [k for k in _open if k[0] == url]:
-            _open.pop(key).close()
+            _evict(_open.pop(key))
 
 
 def _open_file(url: str) -> Any:
@@ -131,7 +156,11 @@ def _open_file(url: str) -> Any:
 
 def describe(url: str, tree: str) -> FileInfo:
     """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
-    ttree = open_tree(url, tree).ttree
+    with opened(url, tree) as handle:
+        return _describe(url, tree, handle.ttree)
+
+
+def _describe(url: str, tree: str, ttree: Any) -> FileInfo:
     try:
         branches: dict[str, BranchInfo] = {}
         other: list[str] = []

@@ -46,7 +46,8 @@ def read_columns(
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), source, start, stop, None, where)
         out[name] = _read_one(handle, name, layout, source, start, stop, counts, where)
-    nbytes = basket_ranges([layouts[b] for b in branches if layouts[b] is not None], start, stop)
+    fast = {b for b in out if b not in slow}  # includes counters read for their jagged branches
+    nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
     if slow:
         nbytes += _uproot_bytes(ttree, slow, start, stop)
     return {b: out[b] for b in branches}, nbytes
@@ -69,7 +70,8 @@ def _read_one(handle, name, layout, source, start, stop, counts, where) -> np.nd
 
 def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: str) -> dict[str, np.ndarray]:
     try:
-        raw = ttree.arrays(filter_name=branches, entry_start=start, entry_stop=stop, how=dict)
+        wanted = set(branches)  # exact names: filter_name strings would be taken as globs
+        raw = ttree.arrays(filter_name=wanted.__contains__, entry_start=start, entry_stop=stop, how=dict)
     except uproot.KeyInFileError as err:
         raise MissingBranchError(f"{where}: {err}") from err
     except Exception as err:
@@ -80,8 +82,10 @@ def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: 
         if isinstance(layout, ak.contents.ListOffsetArray):
             offsets = np.asarray(layout.offsets)
             out[name] = np.asarray(layout.content.data)[offsets[0] : offsets[-1]]
-        else:
+        elif isinstance(layout, ak.contents.NumpyArray):
             out[name] = np.asarray(layout.data)
+        else:  # e.g. fixed-size arrays (double[3]): a regular numpy array
+            out[name] = ak.to_numpy(array)
     return out
 
 
