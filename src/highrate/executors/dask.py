@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ class DaskExecutor:
                 self.client = distributed.Client(scheduler, timeout="20s")
             else:
                 self._cluster = distributed.LocalCluster(
-                    n_workers=workers or 1,
+                    n_workers=workers or os.cpu_count() or 1,
                     threads_per_worker=1,
                     processes=True,
                     dashboard_address="127.0.0.1:0",
