@@ -155,7 +155,7 @@ class ChunkRecorder:
             self.result.categories[self.dataset][name] = [n, float(n), float(n)]
             return
         w = weights if mask is None else weights[mask]
-        self.result.categories[self.dataset][name] = [len(w), float(w.sum()), float(np.dot(w, w))]
+        self.result.categories[self.dataset][name] = [len(w), float(w.sum()), float(np.square(w).sum())]
 
     def _n_events(self) -> int:
         return self.cutflow["presel"]
