@@ -39,7 +39,8 @@ def test_good_run_exits_zero_and_writes_outputs(good_file, tmp_path, capsys):
     assert "error" not in captured.err.lower()
     report = json.loads((out / "report.json").read_text())
     assert report["events"]["total"] == 3000
-    assert report["chunks"] == {"total": 3, "processed": 3, "failed": 0}
+    assert report["chunks"] == {"total": 3, "processed": 3, "failed": 0, "computed": 3, "resumed": 0, "retried": 0}
+    assert len(list((out / "checkpoints").glob("*.pkl"))) == 3
     assert report["failed_chunks"] == []
     assert (out / "histograms.root").is_file() and (out / "histograms.pkl").is_file()
     assert "Total" in captured.err  # the summary table goes to stderr

@@ -55,6 +55,20 @@ def _parser() -> argparse.ArgumentParser:
     _debug(demo)
     demo.set_defaults(handler=_cmd_demo)
 
+    rerun = sub.add_parser(
+        "rerun-failed", help="process only the failed chunks of an earlier run and merge them in",
+        description="Rerun the failed chunks of OUTDIR's run: every chunk that succeeded is taken from its "
+        "checkpoint, so only the failed ones are computed; outputs in OUTDIR are rewritten.",
+    )
+    rerun.add_argument("outdir", help="the output folder of the earlier run")
+    rerun.add_argument("--executor", default="sequential", help="(default: %(default)s)")
+    rerun.add_argument("--workers", type=int, default=None)
+    rerun.add_argument("--scheduler", default=None, metavar="ADDR")
+    rerun.add_argument("--retries", type=int, default=2, metavar="N")
+    rerun.add_argument("--no-progress", action="store_true")
+    _debug(rerun)
+    rerun.set_defaults(handler=_cmd_rerun_failed)
+
     gen = sub.add_parser("generate", help="write a synthetic NanoAOD data set (MC and data) with datasets.yaml")
     gen.add_argument("outdir", help="output folder")
     gen.add_argument("--events", type=int, default=100_000, help="events per sample (default: %(default)s)")
@@ -80,16 +94,25 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-files", type=int, default=None, metavar="N", help="at most N files per dataset")
     p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
     p.add_argument("--skip-bad-files", action="store_true", help="record unreadable files/chunks in report.json and go on")
+    p.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per failing chunk (default: %(default)s)")
+    p.add_argument("--resume", action="store_true", help="reuse the chunk results checkpointed by an earlier run into --output")
+    p.add_argument("--no-checkpoints", action="store_true", help="do not store chunk results in OUTPUT/checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _options(args: argparse.Namespace):
+def _options(args: argparse.Namespace, output: str):
+    from highrate.errors import ConfigError
     from highrate.runner import RunOptions
 
+    if args.resume and args.no_checkpoints:
+        raise ConfigError("--resume needs the checkpoints; drop --no-checkpoints.")
+    if args.retries < 0:
+        raise ConfigError(f"--retries must be 0 or more, got {args.retries}.")
     return RunOptions(
         executor="dask" if args.scheduler else args.executor, workers=args.workers, scheduler=args.scheduler,
         chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
-        skip_bad_files=args.skip_bad_files,
+        skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
+        checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
     )
 
 
@@ -104,7 +127,7 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
 
     analysis = load_analysis(analysis_path)
     datasets = select(load_datasets(datasets_path), names)
-    options = _options(args)
+    options = _options(args, output)
     executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
     try:
         if getattr(executor, "dashboard_link", None):
@@ -113,13 +136,40 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
             outcome = run(analysis, datasets, options=options, executor=executor, progress=update)
     finally:
         executor.close()
-    report = write_outputs(output, outcome, analysis, options)
+    inputs = {"analysis": str(Path(analysis_path).resolve()), "datasets": str(Path(datasets_path).resolve()),
+              "dataset_names": names}
+    report = write_outputs(output, outcome, analysis, options, inputs=inputs)
     print_summary(report, output)
     return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     return _execute(args.analysis, args.datasets, args.dataset, args.output, args)
+
+
+def _cmd_rerun_failed(args: argparse.Namespace) -> int:
+    import json
+
+    from highrate.errors import ConfigError
+
+    path = Path(args.outdir) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+        inputs, opts = report["inputs"], report["options"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{str(path)!r} is not the report of a highrate run ({err}).") from err
+    if not (Path(args.outdir) / "checkpoints").is_dir():
+        raise ConfigError(f"{args.outdir!r} has no checkpoints: rerun the whole job with 'highrate run'.")
+    if not report["failed_chunks"]:
+        from highrate.console import console
+
+        console.print("no failed chunks: nothing to rerun.")
+        return 0
+    for key in ("chunk_size", "limit_files", "limit_chunks"):
+        setattr(args, key, opts[key])
+    args.resume, args.no_checkpoints, args.skip_bad_files = True, False, True
+    args.scheduler = args.scheduler or None
+    return _execute(inputs["analysis"], inputs["datasets"], inputs["dataset_names"], args.outdir, args)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from highrate.analysis import Analysis
+from highrate.checkpoint import CheckpointStore, chunk_key
 from highrate.datasets import Dataset
 from highrate.errors import (
     ConfigError,
@@ -24,7 +25,7 @@ from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
 from highrate.result import Result, accumulate
 from highrate.tracing import needed_branches
-from highrate.worker import AnalysisPayload, DatasetPlan, Task, describe_file, process_chunk
+from highrate.worker import AnalysisPayload, DatasetPlan, Task, describe_file, process_indexed
 
 SKIP_HINT = "Pass --skip-bad-files to skip it; it is then listed in report.json's failed_chunks."
 
@@ -40,6 +41,9 @@ class RunOptions:
     limit_files: int | None = None
     limit_chunks: int | None = None
     skip_bad_files: bool = False
+    retries: int = 2  # extra attempts for a failing chunk before it is reported
+    checkpoint_dir: str | None = None  # store each chunk's result here as it completes
+    resume: bool = False  # reuse the results already in checkpoint_dir
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,66 @@ class RunOutcome:
     executor: str
     dashboard: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    chunk_counts: dict[str, int] = field(default_factory=dict)  # computed, resumed, retried
+
+
+def _run_chunks(
+    ex: Executor, tasks: list[Task], analysis: Analysis, options: RunOptions, report: Callable[[Progress], None]
+) -> tuple[list[Result], dict[str, int]]:
+    """Run every task once to success: resumed from checkpoints, retried, or reported failed.
+
+    Each task index is accepted at most once, so nothing is double counted however often an
+    executor or a retry runs it.
+    """
+    store = CheckpointStore(options.checkpoint_dir) if options.checkpoint_dir else None
+    version = _highrate_version()
+    keys = [chunk_key(t.item, t.plan, t.analysis.hash, version) for t in tasks]
+    accepted: dict[int, Result] = {}
+    counts = {"computed": 0, "resumed": 0, "retried": 0}
+    if store is not None and options.resume:
+        for i, key in enumerate(keys):
+            stored = store.load(key)
+            if stored is not None:
+                accepted[i] = stored
+        counts["resumed"] = len(accepted)
+    pending = [i for i in range(len(tasks)) if i not in accepted]
+    failures: dict[int, dict[str, Any]] = {}
+    events = sum(c.get("total", 0) for r in accepted.values() for c in r.counts.values())
+    report(Progress("chunks", len(accepted), len(tasks), events, 0))
+    for attempt in range(options.retries + 1):
+        if not pending:
+            break
+        if attempt:
+            counts["retried"] += len(pending)
+        for i, r in ex.map_unordered(process_indexed, [(i, tasks[i]) for i in pending]):
+            if i in accepted:
+                continue
+            if r.failed:
+                failures[i] = {**r.failed[0], "attempts": attempt + 1}
+                final = not _retryable(r.failed[0]) or attempt == options.retries
+                if final and not options.skip_bad_files:
+                    raise _as_error(failures[i])
+                continue
+            failures.pop(i, None)
+            accepted[i] = r
+            counts["computed"] += 1
+            if store is not None:
+                store.save(keys[i], r)
+            events += sum(c.get("total", 0) for c in r.counts.values())
+            report(Progress("chunks", len(accepted), len(tasks), events, len(failures)))
+        pending = [i for i in pending if i not in accepted and _retryable(failures[i])]
+    return [accepted[i] for i in sorted(accepted)] + [Result(failed=[failures[i] for i in sorted(failures)])], counts
+
+
+def _retryable(failure: dict[str, Any]) -> bool:
+    """Errors in the analysis itself fail the same way every time: no retry."""
+    return not failure["error"].startswith(("UnknownQuantityError", "ConfigError", "ChunkError"))
+
+
+def _highrate_version() -> str:
+    from highrate import __version__
+
+    return __version__
 
 
 def run(
@@ -93,15 +157,8 @@ def run(
             items += _items(d, good, options)
         payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
-        results = [Result(failed=failed)]
-        events = nfailed = 0
-        for done, r in enumerate(ex.map_unordered(process_chunk, tasks), 1):
-            if r.failed and not options.skip_bad_files:
-                raise _as_error(r.failed[0])
-            nfailed += len(r.failed)
-            events += sum(c.get("total", 0) for c in r.counts.values())
-            results.append(r)
-            report(Progress("chunks", done, len(tasks), events, nfailed))
+        results, counts = _run_chunks(ex, tasks, analysis, options, report)
+        results.insert(0, Result(failed=failed))
         merged = accumulate(results)
         t_end = time.perf_counter()
         return RunOutcome(
@@ -113,6 +170,7 @@ def run(
             executor=getattr(ex, "name", type(ex).__name__),
             dashboard=getattr(ex, "dashboard_link", None),
             timings={"metadata_s": t_meta - t0, "processing_s": t_end - t_meta},
+            chunk_counts=counts,
         )
     finally:
         if own:

@@ -96,6 +96,12 @@ def process_chunk(task: Task) -> Result:
     return result
 
 
+def process_indexed(job: tuple[int, Task]) -> tuple[int, Result]:
+    """``process_chunk`` tagged with the task's index, so the driver knows which one finished."""
+    index, task = job
+    return index, process_chunk(task)
+
+
 def failure(item: WorkItem, err: BaseException) -> Result:
     """A Result that carries one failed chunk, with the reason and where it ran."""
     reason = f"{type(err).__name__}: {err}"

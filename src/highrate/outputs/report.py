@@ -38,7 +38,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         "bytes_read": bytes_read,
         "mb_per_s": _rate(bytes_read / 1e6, wall),
         "chunks": {"total": outcome.chunks, "processed": sum(d["chunks"] for d in per_dataset.values()),
-                   "failed": len(r.failed)},
+                   "failed": len(r.failed), **outcome.chunk_counts},
         "datasets": per_dataset,
         "cutflow": {
             ds: {"steps": dict(r.cutflow.get(ds, {})),
@@ -51,6 +51,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "executor": outcome.executor, "workers": options.workers, "scheduler": options.scheduler,
             "chunk_size": options.chunk_size, "limit_files": options.limit_files,
             "limit_chunks": options.limit_chunks, "skip_bad_files": options.skip_bad_files,
+            "retries": options.retries, "checkpoint_dir": options.checkpoint_dir, "resume": options.resume,
         },
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
