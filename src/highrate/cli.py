@@ -78,7 +78,20 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--extra-branches", type=int, default=0, help="extra branches, to mimic wide CMSSW files")
     _debug(gen)
     gen.set_defaults(handler=_cmd_generate)
+    _cluster_parser(sub)
     return parser
+
+
+def _cluster_parser(sub: argparse._SubParsersAction) -> None:
+    cluster = sub.add_parser("cluster", help="list cluster profiles, show what one would submit")
+    verbs = cluster.add_subparsers(dest="verb", required=True, metavar="VERB")
+    show = verbs.add_parser("show", help="print the batch job script (or pod spec) of a profile; submits nothing")
+    show.add_argument("name", help="profile name (see `highrate cluster list`)")
+    _debug(show)
+    show.set_defaults(handler=_cmd_cluster_show)
+    lst = verbs.add_parser("list", help="list the cluster profiles: name, kind, file")
+    _debug(lst)
+    lst.set_defaults(handler=_cmd_cluster_list)
 
 
 def _debug(p: argparse.ArgumentParser) -> None:
@@ -90,6 +103,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", default="sequential", help="sequential | processes | dask (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
     p.add_argument("--chunk-size", type=int, default=250_000, help="entries per chunk (default: %(default)s)")
     p.add_argument("--limit-files", type=int, default=None, metavar="N", help="at most N files per dataset")
     p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
@@ -109,7 +123,8 @@ def _options(args: argparse.Namespace, output: str):
     if args.retries < 0:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}.")
     return RunOptions(
-        executor="dask" if args.scheduler else args.executor, workers=args.workers, scheduler=args.scheduler,
+        executor="cluster" if args.cluster else "dask" if args.scheduler else args.executor,
+        workers=args.workers, scheduler=args.scheduler, cluster=args.cluster,
         chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
         skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
         checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
@@ -128,7 +143,8 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
     analysis = load_analysis(analysis_path)
     datasets = select(load_datasets(datasets_path), names)
     options = _options(args, output)
-    executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
+    executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler,
+                             cluster=options.cluster)
     try:
         if getattr(executor, "dashboard_link", None):
             console.print(f"Dask dashboard: {executor.dashboard_link}", highlight=False)
@@ -188,6 +204,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         compression=args.compression, extra_branches=args.extra_branches,
     )
     console.print(f"wrote {args.files} file(s) x 2 samples of {args.events:,} events; datasets file: {path}")
+    return 0
+
+
+def _cmd_cluster_show(args: argparse.Namespace) -> int:
+    from highrate.clusters import describe, get_profile
+
+    profile = get_profile(args.name)
+    text = describe(profile)
+    note = f"# {profile.where}, kind {profile.kind}: submits nothing"
+    if profile.kind in ("slurm", "htcondor", "pbs", "lsf"):
+        note += "; SCHEDULER_HOST:PORT and WORKER_NAME are filled in at run time"
+    print(note, file=sys.stderr)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _cmd_cluster_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from highrate.clusters import load_profiles
+
+    table = Table("profile", "kind", "file", "description", box=None, header_style="bold")
+    for name, profile in load_profiles().items():
+        table.add_row(name, profile.kind, profile.source, profile.description)
+    Console().print(table, soft_wrap=True)
     return 0
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from highrate.collections import COLLECTION, behavior
 from highrate.errors import InputFileError
 from highrate.io.files import BranchInfo
 
@@ -91,6 +92,7 @@ class EventSchema:
                 "i64",
                 ak.forms.RecordForm([leaf(b) for _, b in c.fields], [f for f, _ in c.fields]),
                 form_key=c.counter,
+                parameters={"__list__": COLLECTION},
             )
             for c in self.collections
         ]
@@ -118,8 +120,8 @@ class EventSchema:
                     )
                 fields.append(C.NumpyArray(arrays[b]))
             record = C.RecordArray(fields, [f for f, _ in c.fields], length=total)
-            contents.append(C.ListOffsetArray(ak.index.Index64(offsets), record))
-        return ak.Array(C.RecordArray(contents, self.field_names(), length=length))
+            contents.append(C.ListOffsetArray(ak.index.Index64(offsets), record, parameters={"__list__": COLLECTION}))
+        return ak.Array(C.RecordArray(contents, self.field_names(), length=length), behavior=behavior)
 
 
 def filter_arrays(

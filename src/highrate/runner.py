@@ -37,6 +37,7 @@ class RunOptions:
     executor: str = "sequential"
     workers: int | None = None
     scheduler: str | None = None
+    cluster: str | None = None
     chunk_size: int = 250_000
     limit_files: int | None = None
     limit_chunks: int | None = None

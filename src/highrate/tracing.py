@@ -8,6 +8,7 @@ from typing import Any
 import awkward as ak
 
 from highrate.analysis import Analysis
+from highrate.collections import behavior
 from highrate.errors import ConfigError, HighrateError, UnknownQuantityError, did_you_mean
 from highrate.events import EventSchema
 from highrate.stages import TraceRecorder, run_stages
@@ -16,7 +17,7 @@ from highrate.stages import TraceRecorder, run_stages
 def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[str, ...]:
     """The branches the analysis touches for a dataset with this metadata, counters included."""
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
-    events = ak.Array(layout)
+    events = ak.Array(layout, behavior=behavior)
     try:
         run_stages(analysis, events, meta, TraceRecorder())
     except HighrateError:

@@ -26,10 +26,16 @@ executors: Registry[Callable[..., Executor]] = Registry("executor", "highrate.ex
 executors.register("sequential", "highrate.executors.local:SequentialExecutor")
 executors.register("processes", "highrate.executors.local:ProcessExecutor")
 executors.register("dask", "highrate.executors.dask:DaskExecutor")
+executors.register("cluster", "highrate.executors.cluster:ClusterExecutor")
 
 
-def make_executor(name: str, *, workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """Create an executor by name; ``scheduler`` (an address) implies ``dask``."""
+def make_executor(
+    name: str, *, workers: int | None = None, scheduler: str | None = None, cluster: str | None = None
+) -> Executor:
+    """Create an executor by name; ``scheduler`` (an address) implies ``dask``, ``cluster`` (a
+    profile name, see ``highrate cluster list``) implies ``cluster``."""
+    if cluster:
+        return executors.get("cluster")(workers=workers, scheduler=scheduler, cluster=cluster)
     if scheduler and name != "dask":
         name = "dask"
     factory = executors.get(name)

@@ -44,6 +44,14 @@ class DaskExecutor:
             raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler!r}: {err}") from err
         log.info("Dask dashboard: %s", self.client.dashboard_link)
 
+    @classmethod
+    def from_client(cls, client: Any, *, cluster: Any = None) -> DaskExecutor:
+        """Wrap a connected ``distributed.Client``; ``cluster`` (if given) is closed with it."""
+        executor = cls.__new__(cls)
+        executor.client = client
+        executor._cluster = cluster
+        return executor
+
     @property
     def dashboard_link(self) -> str:
         return str(self.client.dashboard_link)

@@ -1,0 +1,95 @@
+"""An executor on a cluster profile: start the cluster, check the workers, then run as Dask does."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from highrate.errors import ConfigError, ExecutorError, HighrateError
+from highrate.executors.dask import DaskExecutor
+
+log = logging.getLogger(__name__)
+
+FIX_ENVIRONMENT = (
+    "Workers must import the same highrate as the driver: install it in the workers' environment, "
+    "or set the profile's job_script_prologue to activate the driver's virtual environment "
+    "(e.g. ['source {prefix}/bin/activate']) and its python to '{python}'."
+)
+
+
+class ClusterExecutor:
+    """Chunks become Dask tasks on the workers of a cluster profile (see ``highrate cluster list``).
+
+    ``workers`` (if given) replaces the profile's scaling by that many fixed jobs.
+    """
+
+    name = "cluster"
+
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None, cluster: str | None = None) -> None:
+        from highrate import clusters
+
+        if not cluster:
+            raise ConfigError("the cluster executor needs a profile: --cluster NAME (see `highrate cluster list`).")
+        if scheduler:
+            raise ConfigError("give either --cluster or --scheduler, not both (a 'scheduler' profile holds an address).")
+        profile = clusters.get_profile(cluster)
+        if workers is not None:
+            profile = dataclasses.replace(profile, jobs=workers, adapt=None)
+        self.profile = profile
+        self.name = f"cluster:{profile.name}"
+        self._dask = _connect(profile, clusters.start)
+        log.info("%s: Dask dashboard %s", profile.where, self._dask.dashboard_link)
+
+    @property
+    def client(self) -> Any:
+        return self._dask.client
+
+    @property
+    def dashboard_link(self) -> str:
+        return self._dask.dashboard_link
+
+    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        return self._dask.map_unordered(function, items)
+
+    def close(self) -> None:
+        self._dask.close()
+
+
+def _connect(profile: Any, start: Callable[[Any], Any]) -> DaskExecutor:
+    """Start the cluster, connect a client, wait for a first worker and check the workers."""
+    import distributed
+
+    import highrate
+    from highrate.clusters.environment import check_workers
+
+    try:
+        cluster = start(profile)
+    except HighrateError:
+        raise
+    except Exception as err:
+        raise ExecutorError(f"{profile.where}: cannot start the cluster: {type(err).__name__}: {err}") from err
+    owned = None if isinstance(cluster, str) else cluster
+    client = None
+    try:
+        client = distributed.Client(cluster, timeout="30s")
+        try:
+            client.wait_for_workers(1, timeout=profile.start_timeout)
+        except TimeoutError as err:
+            raise ExecutorError(
+                f"{profile.where}: no worker connected within {profile.start_timeout:g} s. Check the "
+                "batch queue (squeue, condor_q, qstat, bjobs) and the job logs"
+                + (f" in {profile.log_directory}" if profile.log_directory else "")
+                + "; raise start_timeout if jobs wait long in the queue."
+            ) from err
+        check_workers(client, expected=highrate.__version__, hint=FIX_ENVIRONMENT)
+    except BaseException as err:
+        if client is not None:
+            client.close()
+        if owned is not None:
+            owned.close()
+        if isinstance(err, OSError):
+            raise ExecutorError(f"{profile.where}: cannot connect to the Dask scheduler: {err}") from err
+        raise
+    return DaskExecutor.from_client(client, cluster=owned)
