@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     rerun.add_argument("--executor", default="sequential", help="(default: %(default)s)")
     rerun.add_argument("--workers", type=int, default=None)
     rerun.add_argument("--scheduler", default=None, metavar="ADDR")
+    rerun.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
     rerun.add_argument("--retries", type=int, default=2, metavar="N")
     rerun.add_argument("--no-progress", action="store_true")
     _debug(rerun)
@@ -221,15 +222,12 @@ def _cmd_cluster_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_cluster_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
     from highrate.clusters import load_profiles
 
-    table = Table("profile", "kind", "file", "description", box=None, header_style="bold")
-    for name, profile in load_profiles().items():
-        table.add_row(name, profile.kind, profile.source, profile.description)
-    Console().print(table, soft_wrap=True)
+    profiles = load_profiles()
+    width = max(len(n) for n in profiles)
+    for name, profile in profiles.items():  # plain lines: easy to grep, never wrapped
+        print(f"{name:<{width}}  {profile.kind:<10}  {profile.source}  {profile.description}".rstrip())
     return 0
 
 

@@ -42,9 +42,12 @@ def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
             tasks[p.stage] = bar.add_task(label, total=p.total, rate="")
         task = tasks[p.stage]
         rate = ""
-        if p.stage == "chunks":
-            elapsed = bar.tasks[task].elapsed or 0.0
-            rate = f"{p.events / elapsed / 1e6:.2f} M events/s" if elapsed > 0 else ""
+        if p.stage == "chunks" and p.elapsed_s > 0:
+            rate = (f"{p.rate(p.events) / 1e6:.2f} M ev/s · skim {p.rate(p.skimmed) / 1e6:.2f} · "
+                    f"presel {p.rate(p.preselected) / 1e6:.2f} · {p.rate(p.bytes_read) / 1e6:.0f} MB/s"
+                    f" · {len(p.workers)} worker(s)")
+            if p.retried:
+                rate += f" [yellow]{p.retried} retried"
             if p.failed:
                 rate += f" [red]{p.failed} failed"
         bar.update(task, completed=p.done, total=p.total, rate=rate)

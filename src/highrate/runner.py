@@ -49,13 +49,51 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress update: ``stage`` is "files" or "chunks"."""
+    """A progress update: ``stage`` is "files" or "chunks"; counts are cumulative.
+
+    ``workers`` maps a worker (``host:pid``) to its ``chunks``, ``events`` and ``bytes_read``.
+    """
 
     stage: str
     done: int
     total: int
     events: int = 0
     failed: int = 0
+    skimmed: int = 0
+    preselected: int = 0
+    bytes_read: int = 0
+    retried: int = 0
+    elapsed_s: float = 0.0
+    workers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def rate(self, amount: float) -> float:
+        """``amount`` per second of elapsed time."""
+        return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class _Tally:
+    """Running totals for progress reports, overall and per worker."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.totals = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
+        self.workers: dict[str, dict[str, int]] = {}
+
+    def add(self, result: Result, worker: str | None) -> None:
+        mine = self.workers.setdefault(worker, {"chunks": 0, "events": 0, "bytes_read": 0}) if worker else None
+        for c in result.counts.values():
+            for key, source in (("events", "total"), ("skimmed", "skimmed"), ("preselected", "preselected"),
+                                ("bytes_read", "bytes_read")):
+                self.totals[key] += int(c.get(source, 0))
+            if mine is not None:
+                mine["chunks"] += 1
+                mine["events"] += int(c.get("total", 0))
+                mine["bytes_read"] += int(c.get("bytes_read", 0))
+
+    def progress(self, done: int, total: int, failed: int, retried: int) -> Progress:
+        return Progress("chunks", done, total, failed=failed, retried=retried,
+                        elapsed_s=time.perf_counter() - self.start,
+                        workers={k: dict(v) for k, v in self.workers.items()}, **self.totals)
 
 
 @dataclass
@@ -70,7 +108,7 @@ class RunOutcome:
     executor: str
     dashboard: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
-    chunk_counts: dict[str, int] = field(default_factory=dict)  # computed, resumed, retried
+    chunk_counts: dict[str, Any] = field(default_factory=dict)  # computed, resumed, retried, workers
 
 
 def _run_chunks(
@@ -94,14 +132,16 @@ def _run_chunks(
         counts["resumed"] = len(accepted)
     pending = [i for i in range(len(tasks)) if i not in accepted]
     failures: dict[int, dict[str, Any]] = {}
-    events = sum(c.get("total", 0) for r in accepted.values() for c in r.counts.values())
-    report(Progress("chunks", len(accepted), len(tasks), events, 0))
+    tally = _Tally()
+    for r in accepted.values():
+        tally.add(r, None)
+    report(tally.progress(len(accepted), len(tasks), 0, 0))
     for attempt in range(options.retries + 1):
         if not pending:
             break
         if attempt:
             counts["retried"] += len(pending)
-        for i, r in ex.map_unordered(process_indexed, [(i, tasks[i]) for i in pending]):
+        for i, r, worker in ex.map_unordered(process_indexed, [(i, tasks[i]) for i in pending]):
             if i in accepted:
                 continue
             if r.failed:
@@ -115,9 +155,10 @@ def _run_chunks(
             counts["computed"] += 1
             if store is not None:
                 store.save(keys[i], r)
-            events += sum(c.get("total", 0) for c in r.counts.values())
-            report(Progress("chunks", len(accepted), len(tasks), events, len(failures)))
+            tally.add(r, worker)
+            report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and _retryable(failures[i])]
+    counts["workers"] = tally.workers  # type: ignore[assignment]
     return [accepted[i] for i in sorted(accepted)] + [Result(failed=[failures[i] for i in sorted(failures)])], counts
 
 

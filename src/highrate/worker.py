@@ -96,10 +96,10 @@ def process_chunk(task: Task) -> Result:
     return result
 
 
-def process_indexed(job: tuple[int, Task]) -> tuple[int, Result]:
-    """``process_chunk`` tagged with the task's index, so the driver knows which one finished."""
+def process_indexed(job: tuple[int, Task]) -> tuple[int, Result, str]:
+    """``process_chunk`` tagged with the task's index and the worker that ran it."""
     index, task = job
-    return index, process_chunk(task)
+    return index, process_chunk(task), _worker_name()
 
 
 def failure(item: WorkItem, err: BaseException) -> Result:

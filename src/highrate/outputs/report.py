@@ -38,7 +38,12 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         "bytes_read": bytes_read,
         "mb_per_s": _rate(bytes_read / 1e6, wall),
         "chunks": {"total": outcome.chunks, "processed": sum(d["chunks"] for d in per_dataset.values()),
-                   "failed": len(r.failed), **outcome.chunk_counts},
+                   "failed": len(r.failed),
+                   **{k: v for k, v in outcome.chunk_counts.items() if k != "workers"}},
+        "workers": {
+            name: {**w, "events_per_s": _rate(w["events"], wall), "mb_per_s": _rate(w["bytes_read"] / 1e6, wall)}
+            for name, w in sorted(outcome.chunk_counts.get("workers", {}).items())
+        },
         "datasets": per_dataset,
         "cutflow": {
             ds: {"steps": dict(r.cutflow.get(ds, {})),
