@@ -187,7 +187,9 @@ def run(
     report = progress or (lambda p: None)
     t0 = time.perf_counter()
     own = executor is None
-    ex = executor or make_executor(options.executor, workers=options.workers, scheduler=options.scheduler)
+    ex = executor or make_executor(
+        options.executor, workers=options.workers, scheduler=options.scheduler, cluster=options.cluster
+    )
     try:
         failed: list[dict[str, Any]] = []
         files = _describe_files(ex, datasets, options, failed, report)

@@ -123,4 +123,6 @@ def _merged(name: str, layer: int, layers: Layers, chain: tuple[str, ...]) -> tu
     else:
         raise ConfigError(f"{where}: extends unknown profile {base_name!r}; known: {', '.join(sorted(layers))}."
                           + did_you_mean(str(base_name), layers))
+    if {"jobs", "adapt"} & set(raw):  # the scaling is replaced as a whole
+        base = {k: v for k, v in base.items() if k not in ("jobs", "adapt")}
     return {**base, **{k: v for k, v in raw.items() if k != "extends"}}, source

@@ -9,6 +9,7 @@ import yaml
 
 from highrate.clusters.kinds import WORKER_KEYS, scale
 from highrate.clusters.profile import ClusterProfile
+from highrate.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,6 @@ class SchedulerKind:
     @staticmethod
     def _address(profile: ClusterProfile) -> str:
         if not profile.address:
-            from highrate.errors import ConfigError
-
             raise ConfigError(f"{profile.where}: kind 'scheduler' needs 'address', e.g. tcp://host:8786.")
         return profile.address
 

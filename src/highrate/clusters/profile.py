@@ -106,8 +106,9 @@ def _convert(where: str, key: str, value: Any) -> Any:
         text = str(value)
         return _expand(text) if key in ("python", "log_directory", "local_directory") else text
     if key in _INT:
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "jobs" else 1):
-            raise ConfigError(f"{where}: {key!r} must be a positive whole number, got {value!r}.")
+        least = 1 if key in ("cores", "processes") else 0  # port 0: any free port
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"{where}: {key!r} must be a whole number >= {least}, got {value!r}.")
         return value
     if key == "start_timeout":
         if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:

@@ -58,11 +58,14 @@ class ClusterExecutor:
 
 
 def _connect(profile: Any, start: Callable[[Any], Any]) -> DaskExecutor:
-    """Start the cluster, connect a client, wait for a first worker and check the workers."""
+    """Start the cluster, connect a client, wait for a first worker and check the workers.
+
+    Workers that join later (adaptive scaling) are not checked.
+    """
     import distributed
 
     import highrate
-    from highrate.clusters.environment import check_workers
+    from highrate.clusters.environment import check_workers, highrate_version
 
     try:
         cluster = start(profile)
@@ -74,8 +77,11 @@ def _connect(profile: Any, start: Callable[[Any], Any]) -> DaskExecutor:
     client = None
     try:
         client = distributed.Client(cluster, timeout="30s")
+        # a probe task, not wait_for_workers: a pending task is what makes an adaptive cluster
+        # (minimum 0) submit its first job
+        probe = client.submit(highrate_version, pure=False)
         try:
-            client.wait_for_workers(1, timeout=profile.start_timeout)
+            probe.result(timeout=profile.start_timeout)
         except TimeoutError as err:
             raise ExecutorError(
                 f"{profile.where}: no worker connected within {profile.start_timeout:g} s. Check the "
@@ -83,6 +89,10 @@ def _connect(profile: Any, start: Callable[[Any], Any]) -> DaskExecutor:
                 + (f" in {profile.log_directory}" if profile.log_directory else "")
                 + "; raise start_timeout if jobs wait long in the queue."
             ) from err
+        except Exception:
+            pass  # a worker without highrate: check_workers names it
+        finally:
+            probe.release()
         check_workers(client, expected=highrate.__version__, hint=FIX_ENVIRONMENT)
     except BaseException as err:
         if client is not None:
