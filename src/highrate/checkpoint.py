@@ -11,10 +11,13 @@ import hashlib
 import os
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from highrate.partition import WorkItem
 from highrate.result import Result
-from highrate.worker import DatasetPlan
+
+if TYPE_CHECKING:  # worker.py imports this module on the workers
+    from highrate.partition import WorkItem
+    from highrate.worker import DatasetPlan
 
 FORMAT = 1
 

@@ -101,7 +101,8 @@ def _debug(p: argparse.ArgumentParser) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", default="sequential", help="sequential | processes | dask (default: %(default)s)")
+    p.add_argument("--executor", default="sequential",
+                   help="sequential | processes | dask (default: %(default)s); see also --scheduler, --cluster")
     p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
@@ -110,6 +111,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
     p.add_argument("--skip-bad-files", action="store_true", help="record unreadable files/chunks in report.json and go on")
     p.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per failing chunk (default: %(default)s)")
+    p.add_argument("--chunk-timeout", type=float, default=None, metavar="S",
+                   help="report a chunk (or a file's opening) whose read takes longer than S seconds")
     p.add_argument("--resume", action="store_true", help="reuse the chunk results checkpointed by an earlier run into --output")
     p.add_argument("--no-checkpoints", action="store_true", help="do not store chunk results in OUTPUT/checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -128,6 +131,7 @@ def _options(args: argparse.Namespace, output: str):
         workers=args.workers, scheduler=args.scheduler, cluster=args.cluster,
         chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
         skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
+        chunk_timeout=getattr(args, "chunk_timeout", None),
         checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
     )
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from highrate.analysis import Analysis
@@ -25,7 +25,16 @@ from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
 from highrate.result import Result, accumulate
 from highrate.tracing import needed_branches
-from highrate.worker import AnalysisPayload, DatasetPlan, Task, describe_file, process_indexed
+from highrate.worker import (
+    AnalysisPayload,
+    DatasetPlan,
+    Outcome,
+    Task,
+    describe_file,
+    merge,
+    process_indexed,
+    summarize,
+)
 
 SKIP_HINT = "Pass --skip-bad-files to skip it; it is then listed in report.json's failed_chunks."
 
@@ -45,6 +54,7 @@ class RunOptions:
     retries: int = 2  # extra attempts for a failing chunk before it is reported
     checkpoint_dir: str | None = None  # store each chunk's result here as it completes
     resume: bool = False  # reuse the results already in checkpoint_dir
+    chunk_timeout: float | None = None  # seconds a chunk's read (or a file's opening) may take
 
 
 @dataclass(frozen=True)
@@ -111,37 +121,45 @@ class RunOutcome:
     chunk_counts: dict[str, Any] = field(default_factory=dict)  # computed, resumed, retried, workers
 
 
+FAN_IN = 16  # results merged per node of the reduction tree
+
+
 def _run_chunks(
-    ex: Executor, tasks: list[Task], analysis: Analysis, options: RunOptions, report: Callable[[Progress], None]
-) -> tuple[list[Result], dict[str, int]]:
+    ex: Executor, tasks: list[Task], options: RunOptions, report: Callable[[Progress], None]
+) -> tuple[Result, dict[str, Any]]:
     """Run every task once to success: resumed from checkpoints, retried, or reported failed.
 
     Each task index is accepted at most once, so nothing is double counted however often an
-    executor or a retry runs it.
+    executor or a retry runs it. Results are merged as they arrive in a tree of fan-in
+    ``FAN_IN``: on the cluster for executors that keep results remote (Dask), else here.
     """
     store = CheckpointStore(options.checkpoint_dir) if options.checkpoint_dir else None
     version = _highrate_version()
     keys = [chunk_key(t.item, t.plan, t.analysis.hash, version) for t in tasks]
-    accepted: dict[int, Result] = {}
-    counts = {"computed": 0, "resumed": 0, "retried": 0}
+    tree = _ReductionTree(ex)
+    accepted: set[int] = set()
+    counts: dict[str, Any] = {"computed": 0, "resumed": 0, "retried": 0}
+    tally = _Tally()
     if store is not None and options.resume:
         for i, key in enumerate(keys):
             stored = store.load(key)
             if stored is not None:
-                accepted[i] = stored
+                accepted.add(i)
+                tally.add(stored, None)
+                tree.add(stored)
         counts["resumed"] = len(accepted)
+    if store is not None:
+        tasks = [replace(t, checkpoint=(str(store.directory), key)) for t, key in zip(tasks, keys, strict=True)]
+    tasks = [replace(t, timeout=options.chunk_timeout) for t in tasks]
     pending = [i for i in range(len(tasks)) if i not in accepted]
     failures: dict[int, dict[str, Any]] = {}
-    tally = _Tally()
-    for r in accepted.values():
-        tally.add(r, None)
     report(tally.progress(len(accepted), len(tasks), 0, 0))
     for attempt in range(options.retries + 1):
         if not pending:
             break
         if attempt:
             counts["retried"] += len(pending)
-        for i, r, worker in ex.map_unordered(process_indexed, [(i, tasks[i]) for i in pending]):
+        for (i, r, worker), ref in _map_keep(ex, [(i, tasks[i]) for i in pending]):
             if i in accepted:
                 continue
             if r.failed:
@@ -151,15 +169,57 @@ def _run_chunks(
                     raise _as_error(failures[i])
                 continue
             failures.pop(i, None)
-            accepted[i] = r
+            accepted.add(i)
             counts["computed"] += 1
-            if store is not None:
-                store.save(keys[i], r)
             tally.add(r, worker)
+            tree.add(ref)
             report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and _retryable(failures[i])]
-    counts["workers"] = tally.workers  # type: ignore[assignment]
-    return [accepted[i] for i in sorted(accepted)] + [Result(failed=[failures[i] for i in sorted(failures)])], counts
+    counts["workers"] = tally.workers
+    merged = accumulate([tree.result(), Result(failed=[failures[i] for i in sorted(failures)])])
+    return merged, counts
+
+
+def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outcome, Any]]:
+    """(outcome summary, reference to the full outcome) for each job, in completion order."""
+    map_keep = getattr(ex, "map_keep", None)
+    if map_keep is not None:
+        yield from map_keep(process_indexed, jobs, summarize)
+        return
+    for outcome in ex.map_unordered(process_indexed, jobs):
+        yield outcome, outcome
+
+
+class _ReductionTree:
+    """Merges results level by level as they arrive: FAN_IN results make one node above.
+
+    Memory stays at about FAN_IN results per level, and the driver receives one result at the
+    end. With an executor that can combine remotely, every node is a task on the cluster.
+    """
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.levels: list[list[Any]] = []
+
+    def add(self, ref: Any, level: int = 0) -> None:
+        while len(self.levels) <= level:
+            self.levels.append([])
+        self.levels[level].append(ref)
+        if len(self.levels[level]) == FAN_IN:
+            parts, self.levels[level] = self.levels[level], []
+            self.add(self._combine(parts), level + 1)
+
+    def _combine(self, parts: list[Any]) -> Any:
+        combine = getattr(self.ex, "combine", None)
+        return combine(merge, parts) if combine is not None else merge(*parts)
+
+    def result(self) -> Result:
+        rest = [ref for level in self.levels for ref in level]
+        if not rest:
+            return Result()
+        fetch = getattr(self.ex, "fetch", None)
+        final = self._combine(rest)
+        return fetch(final) if fetch is not None else final
 
 
 def _retryable(failure: dict[str, Any]) -> bool:
@@ -201,9 +261,8 @@ def run(
             items += _items(d, good, options)
         payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
-        results, counts = _run_chunks(ex, tasks, analysis, options, report)
-        results.insert(0, Result(failed=failed))
-        merged = accumulate(results)
+        chunk_result, counts = _run_chunks(ex, tasks, options, report)
+        merged = accumulate([Result(failed=failed), chunk_result])
         t_end = time.perf_counter()
         return RunOutcome(
             result=merged,
@@ -225,7 +284,7 @@ def _describe_files(
     ex: Executor, datasets: Sequence[Dataset], options: RunOptions, failed: list[dict[str, Any]],
     report: Callable[[Progress], None],
 ) -> dict[str, list[FileInfo]]:
-    refs = [(d.name, url, d.tree) for d in datasets for url in d.files[: options.limit_files]]
+    refs = [(d.name, url, d.tree, options.chunk_timeout) for d in datasets for url in d.files[: options.limit_files]]
     found: dict[tuple[str, str], Any] = {}
     for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
         if isinstance(info, str):

@@ -6,7 +6,8 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import cloudpickle
@@ -18,8 +19,9 @@ from highrate.events import EventSchema, filter_arrays
 from highrate.io.files import forget, opened
 from highrate.io.reader import read_columns
 from highrate.partition import WorkItem
-from highrate.result import Result
+from highrate.result import Result, accumulate
 from highrate.stages import ChunkRecorder, run_stages
+from highrate.timeouts import call_with_timeout
 
 _analyses: dict[str, Analysis] = {}
 _lock = threading.Lock()
@@ -62,7 +64,8 @@ class Task:
     item: WorkItem
     plan: DatasetPlan
     analysis: AnalysisPayload
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    timeout: float | None = None  # seconds a chunk's read may take before it is reported
+    checkpoint: tuple[str, str] | None = None  # (folder, key): store the result there on success
 
 
 def process_chunk(task: Task) -> Result:
@@ -70,8 +73,7 @@ def process_chunk(task: Task) -> Result:
     item, plan = task.item, task.plan
     try:
         analysis = task.analysis.get()
-        with opened(item.url, item.tree) as handle:
-            arrays, nbytes = read_columns(handle, plan.branches, item.start, item.stop, where=item.describe())
+        arrays, nbytes = call_with_timeout(partial(_read, item, plan.branches), task.timeout, what=item.describe())
         schema = plan.schema
         events = schema.build(arrays, item.entries, where=item.describe())
         recorder = ChunkRecorder(analysis, item.dataset)
@@ -96,10 +98,40 @@ def process_chunk(task: Task) -> Result:
     return result
 
 
-def process_indexed(job: tuple[int, Task]) -> tuple[int, Result, str]:
-    """``process_chunk`` tagged with the task's index and the worker that ran it."""
+def _read(item: WorkItem, branches: tuple[str, ...]) -> tuple[dict[str, Any], int]:
+    with opened(item.url, item.tree) as handle:
+        return read_columns(handle, branches, item.start, item.stop, where=item.describe())
+
+
+Outcome = tuple[int, Result, str]  # (task index, result, worker that ran it)
+
+
+def process_indexed(job: tuple[int, Task]) -> Outcome:
+    """``process_chunk`` tagged with the task's index and the worker; checkpointed on success.
+
+    The checkpoint is written where the chunk ran (a shared folder on a cluster), so results
+    never have to pass through the driver to be kept.
+    """
     index, task = job
-    return index, process_chunk(task), _worker_name()
+    result = process_chunk(task)
+    if task.checkpoint is not None and not result.failed:
+        from highrate.checkpoint import CheckpointStore
+
+        folder, key = task.checkpoint
+        CheckpointStore(folder).save(key, result)
+    return index, result, _worker_name()
+
+
+def summarize(outcome: Outcome) -> Outcome:
+    """The outcome without its histograms: what the driver needs for bookkeeping and progress."""
+    index, result, worker = outcome
+    light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed)
+    return index, light, worker
+
+
+def merge(*parts: Outcome | Result) -> Result:
+    """Accumulate outcomes and partial sums: one node of the reduction tree."""
+    return accumulate(p if isinstance(p, Result) else p[1] for p in parts)
 
 
 def failure(item: WorkItem, err: BaseException) -> Result:
@@ -128,13 +160,13 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def describe_file(ref: tuple[str, str, str]) -> tuple[str, str, Any]:
+def describe_file(ref: tuple[str, str, str, float | None]) -> tuple[str, str, Any]:
     """Metadata of one file for the driver: ``(dataset, url, FileInfo or error message)``."""
     from highrate.io.files import describe
 
-    dataset, url, tree = ref
+    dataset, url, tree, timeout = ref
     try:
-        return dataset, url, describe(url, tree)
+        return dataset, url, call_with_timeout(partial(describe, url, tree), timeout, what=f"opening file {url!r}")
     except Exception as err:
         forget(url)
         return dataset, url, f"{type(err).__name__}: {err}"

@@ -1,6 +1,9 @@
 """Executors run a function over work items and yield results as they complete.
 
 They know nothing of physics: ``map_unordered(function, items)`` is the whole interface.
+Executors whose results can stay where they were computed (Dask) also offer
+``map_keep(function, items, summarize)``, ``combine(function, refs)`` and ``fetch(ref)``, so
+the runner merges results in a tree on the cluster instead of on the driver.
 Chosen by name through a registry (third parties: entry-point group ``highrate.executors``).
 """
 

@@ -53,6 +53,15 @@ class ClusterExecutor:
     def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
         return self._dask.map_unordered(function, items)
 
+    def map_keep(self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any]) -> Any:
+        return self._dask.map_keep(function, items, summarize)
+
+    def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
+        return self._dask.combine(function, refs)
+
+    def fetch(self, ref: Any) -> Any:
+        return self._dask.fetch(ref)
+
     def close(self) -> None:
         self._dask.close()
 

@@ -31,6 +31,7 @@ class DaskExecutor:
         try:
             if scheduler:
                 self.client = distributed.Client(scheduler, timeout="20s")
+                self._check_workers(scheduler)
             else:
                 self._cluster = distributed.LocalCluster(
                     n_workers=workers or os.cpu_count() or 1,
@@ -43,6 +44,20 @@ class DaskExecutor:
         except OSError as err:
             raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler!r}: {err}") from err
         log.info("Dask dashboard: %s", self.client.dashboard_link)
+
+    def _check_workers(self, scheduler: str) -> None:
+        """Workers of an existing cluster must run the driver's highrate; say which do not."""
+        import highrate
+        from highrate.clusters.environment import check_workers
+
+        try:
+            check_workers(
+                self.client, expected=highrate.__version__,
+                hint=f"Install highrate {highrate.__version__} in the environment of the workers of {scheduler}.",
+            )
+        except BaseException:
+            self.client.close()
+            raise
 
     @classmethod
     def from_client(cls, client: Any, *, cluster: Any = None) -> DaskExecutor:
@@ -62,6 +77,28 @@ class DaskExecutor:
         for future in distributed.as_completed(futures):
             yield future.result()
             future.release()
+
+    def map_keep(
+        self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any]
+    ) -> Iterator[tuple[Any, Any]]:
+        """Like ``map_unordered``, but results stay on the workers: yields (summary, future).
+
+        Only ``summarize(result)`` travels to the driver; the futures feed ``combine``. A lost
+        worker's results are recomputed by Dask from the task graph.
+        """
+        distributed = _import_distributed()
+        futures = self.client.map(function, list(items), pure=False)
+        summaries = {self.client.submit(summarize, f, pure=False): f for f in futures}
+        for summary in distributed.as_completed(summaries):
+            yield summary.result(), summaries.pop(summary)
+            summary.release()
+
+    def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
+        """One reduction node, as a task on the cluster next to its inputs."""
+        return self.client.submit(function, *refs, pure=False)
+
+    def fetch(self, ref: Any) -> Any:
+        return ref.result()
 
     def close(self) -> None:
         self.client.close()

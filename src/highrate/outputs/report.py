@@ -57,6 +57,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "chunk_size": options.chunk_size, "limit_files": options.limit_files,
             "limit_chunks": options.limit_chunks, "skip_bad_files": options.skip_bad_files,
             "retries": options.retries, "checkpoint_dir": options.checkpoint_dir, "resume": options.resume,
+            "chunk_timeout": options.chunk_timeout, "cluster": options.cluster,
         },
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
