@@ -25,6 +25,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "bytes_read": int(c.get("bytes_read", 0)),
             "chunks": int(c.get("chunks", 0)),
             "branches_read": list(outcome.plans[ds].branches) if ds in outcome.plans else [],
+            "metadata": dict(outcome.plans[ds].meta) if ds in outcome.plans else {},
         }
     totals = {k: sum(d["events"][k] for d in per_dataset.values()) for k in ("total", "skimmed", "preselected")}
     bytes_read = sum(d["bytes_read"] for d in per_dataset.values())
