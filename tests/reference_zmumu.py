@@ -103,7 +103,12 @@ def analyse(d: dict[str, np.ndarray], *, is_mc: bool) -> dict:
         "skim/muon_pt18": int(cut3.sum()), "skim/HLT_IsoMu24": int(skim.sum()), "skim": int(skim.sum()),
         "presel/dilepton": int(presel.sum()), "presel": int(presel.sum()),
     }
-    return {"cutflow": cutflow, "hists": hists, "sumw": float(w[presel].sum()), "n": n}
+    first_jet = np.full(n, -1)
+    has_jet = njet > 0
+    first_jet[has_jet] = jg_idx[jstarts[has_jet]]
+    per_event = {"mll": mll[ev], "w": w[ev], "njet": njet[ev], "npv": d["PV_npvsGood"][ev],
+                 "jet_pt_1": d["Jet_pt"][first_jet[ev]], "has_jet": has_jet[ev]}
+    return {"cutflow": cutflow, "hists": hists, "sumw": float(w[presel].sum()), "n": n, "events": per_event}
 
 
 def combine(parts: list[dict]) -> dict:

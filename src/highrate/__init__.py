@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from highrate.analysis import Analysis, Axis, Cut, Histogram, Weight, load_analysis
+from highrate.analysis import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight, load_analysis
 from highrate.datasets import Dataset, load_datasets
 from highrate.errors import HighrateError
 from highrate.result import Result, accumulate
@@ -21,6 +21,7 @@ __all__ = [
     "Result",
     "RunOptions",
     "RunOutcome",
+    "ShapeVariation",
     "Weight",
     "__version__",
     "accumulate",

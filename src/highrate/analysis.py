@@ -71,9 +71,40 @@ class Cut(_Step):
 
 @dataclass(frozen=True)
 class Weight(_Step):
-    """A per-event weight factor; ``mc_only`` weights are 1 for data."""
+    """A per-event weight factor (or a number, e.g. a normalisation); ``mc_only`` weights are 1
+    for data. With ``varied=True`` the function returns ``(nominal, up, down)`` and histograms
+    are also filled as ``{name}Up`` / ``{name}Down`` with that factor replaced."""
 
     mc_only: bool = True
+    varied: bool = False
+
+
+@dataclass(frozen=True)
+class ShapeVariation:
+    """A systematic shift of objects (jet energy scale, resolution, ...), up and down.
+
+    ``function(events, direction)`` or ``function(events, direction, meta)`` with direction
+    ``"up"`` or ``"down"`` returns a mapping of event fields to replace, e.g.
+    ``{"Jet": shifted_jets, "MET": shifted_met}``. Objects, preselection, quantities,
+    categories and weights are then recomputed on the shifted events (objects only when they
+    depend on a replaced field) and histograms filled as ``{name}Up`` / ``{name}Down``.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    mc_only: bool = True
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_]\w*", self.name or ""):
+            raise ConfigError(f"shape variation name {self.name!r} must be a simple identifier.")
+        n = _arity(self.function, f"shape variation {self.name!r}")
+        if n < 2:
+            raise ConfigError(f"shape variation {self.name!r}: the function takes (events, direction[, meta]).")
+        object.__setattr__(self, "_nargs", n)
+
+    def __call__(self, events: Any, direction: str, meta: Mapping[str, Any]) -> Mapping[str, Any]:
+        args = (events, direction, meta)[: self._nargs]  # type: ignore[attr-defined]
+        return self.function(*args)
 
 
 @dataclass(frozen=True)
@@ -134,12 +165,13 @@ class Analysis:
     weights: tuple[Weight, ...] = ()
     quantities: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     histograms: tuple[Histogram, ...] = ()
+    variations: tuple[ShapeVariation, ...] = ()
     columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
     name: str = "analysis"
     source: str | None = None  # the analysis file's text, for the definition hash
 
     def __post_init__(self) -> None:
-        for attr in ("skim", "preselection", "weights", "histograms", "columns"):
+        for attr in ("skim", "preselection", "weights", "histograms", "variations", "columns"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         cats = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in dict(self.categories).items()}
         object.__setattr__(self, "categories", cats)
@@ -156,7 +188,8 @@ class Analysis:
                 seen.add(n)
 
         for kind, items, cls in (("skim cut", self.skim, Cut), ("preselection cut", self.preselection, Cut),
-                                 ("weight", self.weights, Weight), ("histogram", self.histograms, Histogram)):
+                                 ("weight", self.weights, Weight), ("histogram", self.histograms, Histogram),
+                                 ("shape variation", self.variations, ShapeVariation)):
             for item in items:
                 if not isinstance(item, cls):
                     raise ConfigError(f"analysis {self.name!r}: {kind} {item!r} must be a {cls.__name__}.")
@@ -168,6 +201,9 @@ class Analysis:
         for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
             for key, fn in mapping.items():
                 _arity(fn, f"{kind} {key!r}")
+        clash = {w.name for w in self.weights if w.varied} & {v.name for v in self.variations}
+        if clash:
+            raise ConfigError(f"analysis {self.name!r}: {sorted(clash)[0]!r} is both a weight and a shape variation.")
         if not self.categories:
             raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
 
@@ -187,7 +223,9 @@ class Analysis:
             for cut in (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs)):
                 h.update(f"cut:{cut.name}:{cut.params!r}:{fn_text(cut.function)}".encode())
             for w in self.weights:
-                h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{fn_text(w.function)}".encode())
+                h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
+            for v in self.variations:
+                h.update(f"variation:{v.name}:{v.mc_only}:{fn_text(v.function)}".encode())
             for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
                 for key, fn in mapping.items():
                     h.update(f"{kind}:{key}:{fn_text(fn)}".encode())

@@ -8,12 +8,17 @@ builds them), the same result is a few numpy gathers. Anything else takes awkwar
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
 COLLECTION = "highrate.Collection"
+EVENTS = "highrate.Events"
+_accessed: ContextVar[set[str] | None] = ContextVar("highrate_accessed_fields", default=None)
 
 
 class Collection(ak.Array):
@@ -24,7 +29,34 @@ class Collection(ak.Array):
         return fast if fast is not None else super().__getitem__(where)
 
 
-behavior: dict[Any, Any] = {("*", COLLECTION): Collection}
+class Events(ak.Array):
+    """The event record; notes which fields analysis code reads while a recording is active."""
+
+    def __getitem__(self, where: Any) -> Any:
+        seen = _accessed.get()
+        if seen is not None and isinstance(where, str):
+            seen.add(where)
+        return super().__getitem__(where)
+
+    def __getattr__(self, name: str) -> Any:
+        seen = _accessed.get()
+        if seen is not None and not name.startswith("_") and name in self.fields:
+            seen.add(name)
+        return super().__getattr__(name)
+
+
+@contextmanager
+def recording_fields() -> Iterator[set[str]]:
+    """Collect the top-level event fields read inside the block (used when tracing)."""
+    seen: set[str] = set()
+    token = _accessed.set(seen)
+    try:
+        yield seen
+    finally:
+        _accessed.reset(token)
+
+
+behavior: dict[Any, Any] = {("*", COLLECTION): Collection, ("*", EVENTS): Events}
 
 
 def select_objects(collection: ak.Array, mask: Any) -> ak.Array | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from highrate.collections import COLLECTION, behavior
+from highrate.collections import COLLECTION, EVENTS, behavior
 from highrate.errors import InputFileError
 from highrate.io.files import BranchInfo
 
@@ -96,7 +96,7 @@ class EventSchema:
             )
             for c in self.collections
         ]
-        return ak.forms.RecordForm(contents, self.field_names())
+        return ak.forms.RecordForm(contents, self.field_names(), parameters={"__record__": EVENTS})
 
     def build(self, arrays: Mapping[str, np.ndarray], length: int, *, where: str = "") -> ak.Array:
         """The event record from flat arrays (jagged branches as their flat contents)."""
@@ -121,7 +121,8 @@ class EventSchema:
                 fields.append(C.NumpyArray(arrays[b]))
             record = C.RecordArray(fields, [f for f, _ in c.fields], length=total)
             contents.append(C.ListOffsetArray(ak.index.Index64(offsets), record, parameters={"__list__": COLLECTION}))
-        return ak.Array(C.RecordArray(contents, self.field_names(), length=length), behavior=behavior)
+        record = C.RecordArray(contents, self.field_names(), length=length, parameters={"__record__": EVENTS})
+        return ak.Array(record, behavior=behavior)
 
 
 def filter_arrays(

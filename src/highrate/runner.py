@@ -24,7 +24,7 @@ from highrate.executors import Executor, make_executor
 from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
 from highrate.result import Result, accumulate
-from highrate.tracing import needed_branches
+from highrate.tracing import trace
 from highrate.worker import (
     AnalysisPayload,
     DatasetPlan,
@@ -308,11 +308,14 @@ def _plan(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> Datase
             union.setdefault(name, branch)
     schema = EventSchema.from_branches(union)
     meta = {**dataset.metadata, "dataset": dataset.name, "sample": dataset.sample}
+    sums = [f.gen_sumw for f in files]
+    if dataset.is_mc and sums and all(x is not None for x in sums):
+        meta["sum_genweight"] = float(sum(sums))  # for normalisation: xsec * lumi / sum_genweight
     try:
-        branches = needed_branches(analysis, schema, meta)
+        branches, object_deps = trace(analysis, schema, meta)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
-    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches)
+    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, object_deps)
 
 
 def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:

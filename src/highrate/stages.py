@@ -16,9 +16,11 @@ import hist
 import numpy as np
 
 from highrate.analysis import Analysis, Cut, Histogram, _arity, call_with
+from highrate.collections import recording_fields
 from highrate.errors import ChunkError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
 from highrate.result import Result
+from highrate.weights import event_weights
 
 NOMINAL = "nominal"
 
@@ -36,34 +38,93 @@ def run_stages(
     recorder: Recorder,
     *,
     skim_filter: Callable[[np.ndarray], ak.Array] | None = None,
+    object_deps: Mapping[str, frozenset[str]] | None = None,
 ) -> None:
     """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``.
 
     ``skim_filter(mask)`` builds the skimmed events directly from the read columns (packed);
-    without it the events are filtered with awkward.
+    without it the events are filtered with awkward. The skim runs once; objects and everything
+    after them run for the nominal and for each shape variation. ``object_deps`` (the event
+    fields each object reads, found when tracing) lets a variation reuse the objects it does
+    not change; without it every object is recomputed.
     """
-    recorder.step("initial", None, len(events) if not _tracing(events) else None)
-    events = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
-    for name, function in analysis.objects.items():
-        value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta), f"object {name!r}", events)
-        if isinstance(value, ak.Array) and not _tracing(value):
-            value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
+    tracing = _tracing(events)
+    recorder.step("initial", None, None if tracing else len(events))
+    skimmed = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
+    nominal_objects = _objects(analysis, skimmed, meta, recorder if tracing else None)
+    _downstream(analysis, _with(skimmed, nominal_objects), meta, recorder, NOMINAL)
+    for variation in analysis.variations:
+        if variation.mc_only and not meta.get("is_mc", False):
+            continue
+        for direction, suffix in (("up", "Up"), ("down", "Down")):
+            where = f"shape variation {variation.name!r} ({direction})"
+            replaced = _guard(partial(variation, skimmed, direction, meta), where, skimmed)
+            if not isinstance(replaced, Mapping):
+                raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
+            shifted = _with(skimmed, replaced)
+            objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=set(replaced),
+                               deps=object_deps)
+            _downstream(analysis, _with(shifted, objects), meta, recorder, f"{variation.name}{suffix}")
+
+
+def _with(events: ak.Array, fields: Mapping[str, Any]) -> ak.Array:
+    for name, value in fields.items():
         events = ak.with_field(events, value, name)
-    events = _select(events, analysis.preselection, "presel", meta, recorder)
+    return events
+
+
+def _objects(
+    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], tracer: Any, *,
+    reuse: Mapping[str, Any] | None = None, changed: set[str] | None = None,
+    deps: Mapping[str, frozenset[str]] | None = None,
+) -> dict[str, Any]:
+    """Define the objects in order; with ``reuse``, keep those that read no ``changed`` field."""
+    values: dict[str, Any] = {}
+    changed = set(changed or ())
+    for name, function in analysis.objects.items():
+        if reuse is not None and deps is not None and name in deps and not (deps[name] & changed):
+            values[name] = reuse[name]
+        else:
+            with recording_fields() as seen:
+                value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta),
+                               f"object {name!r}", events)
+            if tracer is not None:
+                tracer.object_deps[name] = frozenset(seen)
+            if isinstance(value, ak.Array) and not _tracing(value):
+                value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
+            values[name] = value
+            changed.add(name)
+        events = ak.with_field(events, values[name], name)
+    return values
+
+
+def _downstream(
+    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str
+) -> None:
+    """Preselection, quantities, weights, categories and histograms for one shape variation."""
+    nominal = variation == NOMINAL
+    events = _select(events, analysis.preselection, "presel", meta, recorder if nominal else None)
     computed = {
         name: _guard(partial(call_with, fn, _arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
         for name, fn in analysis.quantities.items()
     }
-    weights = _weights(analysis, events, meta)
+    weights = event_weights(
+        analysis.weights, events, meta, tracing=_tracing(events),
+        call=lambda w: _guard(partial(w, events, meta), f"weight {w.name!r}", events),
+    )
     filled = {
         h.name: [evaluate(events, a.quantity, computed, where=f"histogram {h.name!r}") for a in h.axes]
         for h in analysis.histograms
     }
     for cat, cuts in analysis.categories.items():
         mask = _and_cuts(events, cuts, meta, f"category {cat!r}")
-        recorder.category(cat, mask, weights)
+        if nominal:
+            recorder.category(cat, mask, weights.nominal)
         for h in analysis.histograms:
-            recorder.fill(h, cat, NOMINAL, filled[h.name], mask, weights)
+            recorder.fill(h, cat, variation, filled[h.name], mask, weights.nominal)
+            if nominal:  # weight variations are taken on the nominal objects only
+                for name, w in weights.variations.items():
+                    recorder.fill(h, cat, name, filled[h.name], mask, w)
 
 
 def _tracing(array: Any) -> bool:
@@ -105,34 +166,23 @@ def _and_cuts(events: ak.Array, cuts: tuple[Cut, ...], meta: Mapping[str, Any], 
 
 
 def _select(
-    events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder,
+    events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder | None,
     apply: Callable[[Any], ak.Array] | None = None,
 ) -> ak.Array:
+    """Apply the cuts (AND); the recorder, if any, counts events after each one."""
+    record = recorder.step if recorder is not None else lambda *a: None
     mask = None
     n = None if _tracing(events) else len(events)
     for cut in cuts:
         where = f"{stage} cut {cut.name!r}"
         m = _mask(_guard(lambda c=cut: c(events, meta), where, events), where, n)
         mask = m if mask is None else mask & m
-        recorder.step(f"{stage}/{cut.name}", mask, None)
+        record(f"{stage}/{cut.name}", mask, None)
     if mask is None:
-        recorder.step(stage, None, n)
+        record(stage, None, n)
         return events
-    recorder.step(stage, mask, None)
+    record(stage, mask, None)
     return events[mask] if apply is None else apply(mask)
-
-
-def _weights(analysis: Analysis, events: ak.Array, meta: Mapping[str, Any]) -> Any:
-    """Product of the weight factors; ``None`` means 1 for every event."""
-    total = None
-    for w in analysis.weights:
-        if w.mc_only and not meta.get("is_mc", False):
-            continue
-        value = _guard(lambda w=w: w(events, meta), f"weight {w.name!r}", events)
-        if not _tracing(events):
-            value = to_numpy(value, where=f"weight {w.name!r}").astype(np.float64, copy=False)
-        total = value if total is None else total * value
-    return total
 
 
 class ChunkRecorder:
@@ -182,7 +232,13 @@ class ChunkRecorder:
 
 
 class TraceRecorder:
-    """Touches what real counting and filling would read; used with typetracer events."""
+    """Touches what real counting and filling would read; used with typetracer events.
+
+    Also collects ``object_deps``: the event fields each object definition reads.
+    """
+
+    def __init__(self) -> None:
+        self.object_deps: dict[str, frozenset[str]] = {}
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         if mask is not None:

@@ -16,10 +16,18 @@ from highrate.stages import TraceRecorder, run_stages
 
 def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[str, ...]:
     """The branches the analysis touches for a dataset with this metadata, counters included."""
+    return trace(analysis, schema, meta)[0]
+
+
+def trace(
+    analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]
+) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    """(branches the analysis reads, the event fields each object definition reads)."""
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
     events = ak.Array(layout, behavior=behavior)
+    recorder = TraceRecorder()
     try:
-        run_stages(analysis, events, meta, TraceRecorder())
+        run_stages(analysis, events, meta, recorder)
     except HighrateError:
         raise
     except Exception as err:
@@ -39,4 +47,4 @@ def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, 
                 + did_you_mean(name, schema.branches)
             )
         touched.add(name)
-    return tuple(sorted(b for b in touched if b in schema.branches))
+    return tuple(sorted(b for b in touched if b in schema.branches)), recorder.object_deps

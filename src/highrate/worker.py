@@ -57,6 +57,7 @@ class DatasetPlan:
     meta: Mapping[str, Any]
     schema: EventSchema
     branches: tuple[str, ...]
+    object_deps: Mapping[str, frozenset[str]] | None = None  # event fields each object reads
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def process_chunk(task: Task) -> Result:
         def skim_filter(mask: Any) -> Any:
             return schema.build(filter_arrays(schema, arrays, mask), int(np.count_nonzero(mask)))
 
-        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter)
+        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, object_deps=plan.object_deps)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             forget(item.url)

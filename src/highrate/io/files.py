@@ -71,6 +71,7 @@ class FileInfo:
     clusters: tuple[int, ...]  # entry boundaries where every branch starts a new basket
     branches: dict[str, BranchInfo]
     other_branches: tuple[str, ...] = ()  # branches of types the pipeline does not expose
+    gen_sumw: float | None = None  # sum of generator weights before any selection (Runs tree)
 
 
 def open_tree(url: str, tree: str) -> OpenTree:
@@ -180,12 +181,24 @@ def _describe(url: str, tree: str, ttree: Any) -> FileInfo:
             clusters=clusters,
             branches=branches,
             other_branches=tuple(other),
+            gen_sumw=_gen_sumw(ttree.file.root_directory),
         )
     except InputFileError:
         raise
     except Exception as err:
         forget(url)
         raise InputFileError(f"file {url!r}: cannot read the metadata of tree {tree!r}: {err}") from err
+
+
+def _gen_sumw(directory: Any) -> float | None:
+    """Sum of ``Runs/genEventSumw`` (simulation), None where the file has none (data)."""
+    try:
+        runs = directory["Runs"]
+    except Exception:
+        return None
+    if "genEventSumw" not in runs:
+        return None
+    return float(np.sum(runs["genEventSumw"].array(library="np"), dtype=np.float64))
 
 
 def branch_info(branch: Any) -> BranchInfo | None:

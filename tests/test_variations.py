@@ -1,0 +1,102 @@
+"""Weight variations, normalisation and shape variations against independent numpy computations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import uproot
+from reference_zmumu import analyse, read
+
+import highrate
+
+HERE = Path(__file__).resolve().parent
+SYST = HERE / "systematic_analysis.py"
+
+
+@pytest.fixture(scope="module")
+def mc(sample):
+    datasets = highrate.load_datasets(sample)
+    return next(d for d in datasets if d.is_mc)
+
+
+@pytest.fixture(scope="module")
+def outcome(mc):
+    analysis = highrate.load_analysis(SYST)
+    return highrate.run(analysis, [mc], options=highrate.RunOptions(chunk_size=5000))
+
+
+def reference(mc, jet_scale: np.float32 | None = None) -> dict[str, np.ndarray]:
+    parts = []
+    for f in mc.files:
+        d = read(f, is_mc=True)
+        if jet_scale is not None:
+            d["Jet_pt"] = d["Jet_pt"] * jet_scale  # float32, as the variation computes it
+        parts.append(analyse(d, is_mc=True)["events"])
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def norm(mc) -> float:
+    sumw = sum(float(uproot.open(f)["Runs"]["genEventSumw"].array(library="np").sum()) for f in mc.files)
+    return mc.metadata["xsec"] * 59_700.0 / sumw
+
+
+def hist_of(out, name, category, variation, ds):
+    return out.result.histograms[(name, ds, category, variation)]
+
+
+def test_normalisation_and_weight_variations(outcome, mc):
+    ev = reference(mc)
+    npv = 1.0 + 0.01 * ev["npv"]
+    base = ev["w"] * norm(mc)
+    for variation, factor in (("nominal", npv), ("npvUp", npv * 1.05), ("npvDown", npv * 0.95)):
+        h = hist_of(outcome, "mll", "baseline", variation, mc.name)
+        expected, _ = np.histogram(ev["mll"], bins=120, range=(60, 120), weights=base * factor)
+        np.testing.assert_allclose(h.values(), expected, rtol=1e-10, atol=1e-9, err_msg=variation)
+    assert outcome.plans[mc.name].meta["sum_genweight"] == pytest.approx(mc.metadata["xsec"] * 59_700.0 / norm(mc))
+
+
+def test_jes_up_equals_the_selection_rerun_on_shifted_jets(outcome, mc):
+    from systematic_analysis import JES
+
+    npv = 1.0 + 0.01 * reference(mc)["npv"]
+    for variation, scale in (("JESUp", np.float32(1) + JES), ("JESDown", np.float32(1) - JES)):
+        ev = reference(mc, jet_scale=scale)
+        w = ev["w"] * norm(mc) * npv
+        counts, _ = np.histogram(ev["njet"], bins=10, range=(0, 10), weights=w)
+        np.testing.assert_allclose(hist_of(outcome, "nJetGood", "baseline", variation, mc.name).values(), counts,
+                                   rtol=1e-10, atol=1e-9)
+        has = ev["has_jet"]
+        pt1, _ = np.histogram(ev["jet_pt_1"][has], bins=100, range=(0, 500), weights=w[has])
+        np.testing.assert_allclose(hist_of(outcome, "JetGood_pt_1", "baseline", variation, mc.name).values(), pt1,
+                                   rtol=1e-10, atol=1e-9)
+        # the category with a jet changes membership with the shift
+        mll_cat, _ = np.histogram(ev["mll"][has], bins=120, range=(60, 120), weights=w[has])
+        np.testing.assert_allclose(hist_of(outcome, "mll", "with_jet", variation, mc.name).values(), mll_cat,
+                                   rtol=1e-10, atol=1e-9)
+    nominal = hist_of(outcome, "nJetGood", "baseline", "nominal", mc.name).values()
+    assert not np.array_equal(nominal, hist_of(outcome, "nJetGood", "baseline", "JESUp", mc.name).values())
+    # muons are not touched by JES: MuonGood is reused, and so mll in the baseline is unchanged
+    np.testing.assert_array_equal(hist_of(outcome, "mll", "baseline", "JESUp", mc.name).values(),
+                                  hist_of(outcome, "mll", "baseline", "nominal", mc.name).values())
+
+
+def test_object_dependencies_found_by_tracing(outcome, mc):
+    deps = outcome.plans[mc.name].object_deps
+    assert deps["MuonGood"] == {"Muon"}
+    assert deps["JetGood"] == {"Jet"}
+    assert deps["mll"] == {"MuonGood"}
+
+
+def test_data_gets_neither_mc_weights_nor_shape_variations(sample):
+    data = next(d for d in highrate.load_datasets(sample) if not d.is_mc)
+    out = highrate.run(highrate.load_analysis(SYST), [data], options=highrate.RunOptions(chunk_size=10_000))
+    variations = {k[3] for k in out.result.histograms}
+    assert variations == {"nominal"}
+    assert "Pileup_nTrueInt" not in out.plans[data.name].branches
+
+
+def test_shape_variation_output_names(outcome):
+    variations = {k[3] for k in outcome.result.histograms}
+    assert variations == {"nominal", "npvUp", "npvDown", "JESUp", "JESDown"}
