@@ -4,7 +4,8 @@ HIGHRATE_FAULT_FAIL_ONCE=PATH  the first chunk to create PATH raises (a transien
 HIGHRATE_FAULT_KILL_ONCE=PATH  the first chunk to create PATH kills its process (a dying worker)
 HIGHRATE_FAULT_CRASH_AT=K with HIGHRATE_FAULT_COUNTER=PATH  the K-th chunk kills the process
 The variables do not change the analysis hash, so a run with faults and one without share
-checkpoints, as a crashed run and its resumption do.
+checkpoints, as a crashed run and its resumption do. They are read when the analysis is
+loaded and travel with it to the workers (whose environment may be older than the test's).
 """
 
 import dataclasses
@@ -26,8 +27,11 @@ def _first(path: str) -> bool:
     return True
 
 
+_CONFIG = {k: v for k, v in os.environ.items() if k.startswith("HIGHRATE_FAULT_")}
+
+
 def _inject() -> None:
-    env = os.environ
+    env = _CONFIG
     if env.get("HIGHRATE_FAULT_FAIL_ONCE") and _first(env["HIGHRATE_FAULT_FAIL_ONCE"]):
         raise RuntimeError("injected transient failure")
     if env.get("HIGHRATE_FAULT_KILL_ONCE") and _first(env["HIGHRATE_FAULT_KILL_ONCE"]):

@@ -41,8 +41,9 @@ def same(a: highrate.Result, b: highrate.Result) -> None:
 
 @pytest.mark.parametrize("executor", ["sequential", "processes"])
 def test_chunk_failing_once_is_retried_and_counted_once(setup, tmp_path, monkeypatch, executor):
-    analysis, datasets, clean = setup
+    _, datasets, clean = setup
     monkeypatch.setenv("HIGHRATE_FAULT_FAIL_ONCE", str(tmp_path / "failed-once"))
+    analysis = highrate.load_analysis(FAULTY)
     options = highrate.RunOptions(executor=executor, workers=2, chunk_size=CHUNK)
     outcome = highrate.run(analysis, datasets, options=options)
     assert (tmp_path / "failed-once").exists()
@@ -53,8 +54,9 @@ def test_chunk_failing_once_is_retried_and_counted_once(setup, tmp_path, monkeyp
 
 
 def test_no_retries_reports_the_failure(setup, tmp_path, monkeypatch):
-    analysis, datasets, clean = setup
+    _, datasets, clean = setup
     monkeypatch.setenv("HIGHRATE_FAULT_FAIL_ONCE", str(tmp_path / "failed-once"))
+    analysis = highrate.load_analysis(FAULTY)
     options = highrate.RunOptions(chunk_size=CHUNK, retries=0, skip_bad_files=True)
     outcome = highrate.run(analysis, datasets, options=options)
     [failure] = outcome.result.failed
@@ -64,9 +66,10 @@ def test_no_retries_reports_the_failure(setup, tmp_path, monkeypatch):
 
 
 def test_killed_dask_worker_loses_nothing(setup, tmp_path, monkeypatch):
-    analysis, datasets, clean = setup
+    _, datasets, clean = setup
     marker = tmp_path / "killed"
-    monkeypatch.setenv("HIGHRATE_FAULT_KILL_ONCE", str(marker))  # inherited by the worker processes
+    monkeypatch.setenv("HIGHRATE_FAULT_KILL_ONCE", str(marker))
+    analysis = highrate.load_analysis(FAULTY)
     options = highrate.RunOptions(executor="dask", workers=2, chunk_size=CHUNK)
     outcome = highrate.run(analysis, datasets, options=options)
     assert marker.exists()  # a worker really died mid-run

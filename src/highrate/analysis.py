@@ -166,6 +166,7 @@ class Analysis:
     quantities: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     histograms: tuple[Histogram, ...] = ()
     variations: tuple[ShapeVariation, ...] = ()
+    subsamples: Mapping[str, Mapping[str, tuple[Cut, ...]]] = field(default_factory=dict)  # sample → parts
     columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
     name: str = "analysis"
     source: str | None = None  # the analysis file's text, for the definition hash
@@ -177,6 +178,9 @@ class Analysis:
         object.__setattr__(self, "categories", cats)
         object.__setattr__(self, "objects", dict(self.objects))
         object.__setattr__(self, "quantities", dict(self.quantities))
+        object.__setattr__(self, "subsamples", {
+            sample: {part: tuple(cuts) for part, cuts in parts.items()} for sample, parts in dict(self.subsamples).items()
+        })
         self._validate()
 
     def _validate(self) -> None:
@@ -194,6 +198,12 @@ class Analysis:
                 if not isinstance(item, cls):
                     raise ConfigError(f"analysis {self.name!r}: {kind} {item!r} must be a {cls.__name__}.")
             unique(kind, [i.name for i in items])
+        for sample, parts in self.subsamples.items():
+            if not parts:
+                raise ConfigError(f"analysis {self.name!r}: subsamples of {sample!r} is empty.")
+            for part, cuts in parts.items():
+                if not all(isinstance(c, Cut) for c in cuts):
+                    raise ConfigError(f"analysis {self.name!r}: subsample {sample!r}/{part!r} must be a list of Cut.")
         for cat, cuts in self.categories.items():
             for c in cuts:
                 if not isinstance(c, Cut):
@@ -229,7 +239,11 @@ class Analysis:
             for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
                 for key, fn in mapping.items():
                     h.update(f"{kind}:{key}:{fn_text(fn)}".encode())
-            h.update(repr((self.histograms, list(self.categories), self.columns)).encode())
+            for cat, cuts in (*self.categories.items(), *((f"{s}/{p}", c) for s, ps in self.subsamples.items()
+                                                           for p, c in ps.items())):
+                for c in cuts:
+                    h.update(f"category:{cat}:{c.name}:{c.params!r}:{fn_text(c.function)}".encode())
+            h.update(repr((self.histograms, self.columns)).encode())
         return h.hexdigest()[:16]
 
 

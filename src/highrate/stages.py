@@ -27,8 +27,9 @@ NOMINAL = "nominal"
 
 class Recorder(Protocol):
     def step(self, name: str, mask: Any, n_events: int | None) -> None: ...
-    def category(self, name: str, mask: Any, weights: Any) -> None: ...
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None: ...
+    def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None: ...
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
+             *, dataset: str | None = None) -> None: ...
 
 
 def run_stages(
@@ -116,15 +117,25 @@ def _downstream(
         h.name: [evaluate(events, a.quantity, computed, where=f"histogram {h.name!r}") for a in h.axes]
         for h in analysis.histograms
     }
+    cache: dict[int, Any] = {}  # each cut evaluated once, however many categories share it
+    parts = analysis.subsamples.get(meta.get("sample", ""), {})
+    targets = [(f"{meta['dataset']}_{part}", _and_cuts(events, cuts, meta, f"subsample {part!r}", cache))
+               for part, cuts in parts.items()] or [(None, None)]
     for cat, cuts in analysis.categories.items():
-        mask = _and_cuts(events, cuts, meta, f"category {cat!r}")
-        if nominal:
-            recorder.category(cat, mask, weights.nominal)
-        for h in analysis.histograms:
-            recorder.fill(h, cat, variation, filled[h.name], mask, weights.nominal)
-            if nominal:  # weight variations are taken on the nominal objects only
-                for name, w in weights.variations.items():
-                    recorder.fill(h, cat, name, filled[h.name], mask, w)
+        cat_mask = _and_cuts(events, cuts, meta, f"category {cat!r}", cache)
+        for dataset, part_mask in targets:
+            mask = _and(cat_mask, part_mask)
+            if nominal:
+                recorder.category(cat, mask, weights.nominal, dataset=dataset)
+            for h in analysis.histograms:
+                recorder.fill(h, cat, variation, filled[h.name], mask, weights.nominal, dataset=dataset)
+                if nominal:  # weight variations are taken on the nominal objects only
+                    for name, w in weights.variations.items():
+                        recorder.fill(h, cat, name, filled[h.name], mask, w, dataset=dataset)
+
+
+def _and(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else a & b
 
 
 def _tracing(array: Any) -> bool:
@@ -156,12 +167,17 @@ def _mask(value: Any, where: str, n: int | None) -> Any:
     return value
 
 
-def _and_cuts(events: ak.Array, cuts: tuple[Cut, ...], meta: Mapping[str, Any], where: str) -> Any:
+def _and_cuts(
+    events: ak.Array, cuts: tuple[Cut, ...], meta: Mapping[str, Any], where: str, cache: dict[int, Any] | None = None
+) -> Any:
     mask = None
     n = None if _tracing(events) else len(events)
+    cache = {} if cache is None else cache
     for cut in cuts:
-        m = _mask(_guard(lambda c=cut: c(events, meta), f"{where} cut {cut.name!r}", events), f"{where} cut {cut.name!r}", n)
-        mask = m if mask is None else mask & m
+        if id(cut) not in cache:
+            label = f"{where} cut {cut.name!r}"
+            cache[id(cut)] = _mask(_guard(partial(cut, events, meta), label, events), label, n)
+        mask = cache[id(cut)] if mask is None else mask & cache[id(cut)]
     return mask
 
 
@@ -199,18 +215,20 @@ class ChunkRecorder:
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
 
-    def category(self, name: str, mask: Any, weights: Any) -> None:
+    def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None:
+        table = self.result.categories.setdefault(dataset or self.dataset, {})
         if weights is None:
             n = int(self._n_events() if mask is None else np.count_nonzero(mask))
-            self.result.categories[self.dataset][name] = [n, float(n), float(n)]
+            table[name] = [n, float(n), float(n)]
             return
         w = weights if mask is None else weights[mask]
-        self.result.categories[self.dataset][name] = [len(w), float(w.sum()), float(np.square(w).sum())]
+        table[name] = [len(w), float(w.sum()), float(np.square(w).sum())]
 
     def _n_events(self) -> int:
         return self.cutflow["presel"]
 
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None:
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
+             *, dataset: str | None = None) -> None:
         h = make_hist(histogram)
         index = axes[0].index
         values = [to_numpy(a.values, where=f"histogram {histogram.name!r}") for a in axes]
@@ -228,7 +246,7 @@ class ChunkRecorder:
             values = [v[keep] for v in values]
             w = None if w is None else w[keep]
         h.fill(*values, weight=w if w is not None else np.ones(len(values[0])))
-        self.result.histograms[(histogram.name, self.dataset, category, variation)] = h
+        self.result.histograms[(histogram.name, dataset or self.dataset, category, variation)] = h
 
 
 class TraceRecorder:
@@ -244,12 +262,13 @@ class TraceRecorder:
         if mask is not None:
             ak.typetracer.touch_data(mask)
 
-    def category(self, name: str, mask: Any, weights: Any) -> None:
+    def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None:
         for x in (mask, weights):
             if x is not None:
                 ak.typetracer.touch_data(x)
 
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any) -> None:
+    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
+             *, dataset: str | None = None) -> None:
         for a in axes:
             for x in (a.values, a.index):
                 if isinstance(x, ak.Array):

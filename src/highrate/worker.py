@@ -38,7 +38,7 @@ class AnalysisPayload:
     def of(cls, analysis: Analysis) -> AnalysisPayload:
         payload = cls(analysis.hash(), cloudpickle.dumps(analysis))
         with _lock:
-            _analyses.setdefault(payload.hash, analysis)
+            _analyses[payload.hash] = analysis  # the driver's latest definition wins
         return payload
 
     def get(self) -> Analysis:

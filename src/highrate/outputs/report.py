@@ -28,6 +28,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "metadata": dict(outcome.plans[ds].meta) if ds in outcome.plans else {},
         }
     totals = {k: sum(d["events"][k] for d in per_dataset.values()) for k in ("total", "skimmed", "preselected")}
+    subsamples = _subsamples(outcome, set(per_dataset))
     bytes_read = sum(d["bytes_read"] for d in per_dataset.values())
     return {
         "analysis": {"name": analysis.name, "hash": analysis.hash()},
@@ -45,7 +46,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             name: {**w, "events_per_s": _rate(w["events"], wall), "mb_per_s": _rate(w["bytes_read"] / 1e6, wall)}
             for name, w in sorted(outcome.chunk_counts.get("workers", {}).items())
         },
-        "datasets": per_dataset,
+        "datasets": {**per_dataset, **subsamples},
         "cutflow": {
             ds: {"steps": dict(r.cutflow.get(ds, {})),
                  "categories": {cat: {"events": int(v[0]), "sumw": v[1], "sumw2": v[2]}
@@ -63,6 +64,20 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
     }
+
+
+def _subsamples(outcome: RunOutcome, datasets: set[str]) -> dict[str, Any]:
+    """Report entries for the parts of datasets split into subsamples (``{dataset}_{part}``)."""
+    out: dict[str, Any] = {}
+    for name in sorted(set(outcome.result.categories) - datasets):
+        parent = max((d for d in datasets if name.startswith(f"{d}_")), key=len, default=None)
+        if parent is None or parent not in outcome.plans:
+            continue
+        meta = dict(outcome.plans[parent].meta)
+        part = name[len(parent) + 1 :]
+        out[name] = {"subsample_of": parent,
+                     "metadata": {**meta, "dataset": name, "sample": f"{meta.get('sample', parent)}_{part}"}}
+    return out
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
