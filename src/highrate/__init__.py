@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from highrate.analysis import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight, load_analysis
+from highrate.analysis import (
+    Analysis,
+    Axis,
+    Columns,
+    Cut,
+    Histogram,
+    ShapeVariation,
+    Weight,
+    load_analysis,
+)
 from highrate.datasets import Dataset, load_datasets
 from highrate.errors import HighrateError
 from highrate.result import Result, accumulate
@@ -13,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Analysis",
     "Axis",
+    "Columns",
     "Cut",
     "Dataset",
     "HighrateError",

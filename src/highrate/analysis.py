@@ -152,6 +152,27 @@ class Histogram:
 
 
 @dataclass(frozen=True)
+class Columns:
+    """Per-event columns saved for the events of some categories, one Parquet file per chunk.
+
+    ``fields`` maps an output column to a quantity (same names as histogram axes; a missing
+    n-th object gives NaN, a whole collection a list). Each file also has ``weight`` (the
+    nominal event weight) and one boolean ``category_{name}`` column per category.
+    """
+
+    fields: Mapping[str, str]
+    categories: tuple[str, ...] | None = None  # None: every category
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", dict(self.fields))
+        if self.categories is not None:
+            object.__setattr__(self, "categories", tuple(self.categories))
+        for name, quantity in self.fields.items():
+            if not QUANTITY_PATTERN.match(quantity):
+                raise ConfigError(f"column {name!r}: quantity {quantity!r} is not 'name', 'Coll.field' or 'Coll.field[i]'.")
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A complete analysis definition, executed in this order per chunk:
 
@@ -167,6 +188,7 @@ class Analysis:
     histograms: tuple[Histogram, ...] = ()
     variations: tuple[ShapeVariation, ...] = ()
     subsamples: Mapping[str, Mapping[str, tuple[Cut, ...]]] = field(default_factory=dict)  # sample → parts
+    save_columns: Columns | None = None
     columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
     name: str = "analysis"
     source: str | None = None  # the analysis file's text, for the definition hash
@@ -214,6 +236,11 @@ class Analysis:
         clash = {w.name for w in self.weights if w.varied} & {v.name for v in self.variations}
         if clash:
             raise ConfigError(f"analysis {self.name!r}: {sorted(clash)[0]!r} is both a weight and a shape variation.")
+        if self.save_columns is not None:
+            for cat in self.save_columns.categories or ():
+                if cat not in self.categories:
+                    raise ConfigError(f"analysis {self.name!r}: save_columns names unknown category {cat!r}."
+                                      + did_you_mean(cat, self.categories))
         if not self.categories:
             raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
 
@@ -243,7 +270,7 @@ class Analysis:
                                                            for p, c in ps.items())):
                 for c in cuts:
                     h.update(f"category:{cat}:{c.name}:{c.params!r}:{fn_text(c.function)}".encode())
-            h.update(repr((self.histograms, self.columns)).encode())
+            h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
         return h.hexdigest()[:16]
 
 

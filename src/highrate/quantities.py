@@ -20,6 +20,7 @@ class Filled:
 
     values: Any
     index: Any = None
+    nth: bool = False  # the n-th object: at most one value per event
 
 
 def evaluate(
@@ -59,7 +60,7 @@ def evaluate(
         counts = ak.num(value, axis=1)
         return Filled(ak.flatten(value, axis=1), _event_index(counts))
     values, events_with = nth_present(value, int(index))
-    return Filled(values, events_with)
+    return Filled(values, events_with, nth=True)
 
 
 def _is_list(array: Any) -> bool:

@@ -55,6 +55,7 @@ class RunOptions:
     checkpoint_dir: str | None = None  # store each chunk's result here as it completes
     resume: bool = False  # reuse the results already in checkpoint_dir
     chunk_timeout: float | None = None  # seconds a chunk's read (or a file's opening) may take
+    columns_dir: str | None = None  # where Analysis.save_columns writes its Parquet files
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _run_chunks(
         counts["resumed"] = len(accepted)
     if store is not None:
         tasks = [replace(t, checkpoint=(str(store.directory), key)) for t, key in zip(tasks, keys, strict=True)]
-    tasks = [replace(t, timeout=options.chunk_timeout) for t in tasks]
+    tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir) for t in tasks]
     pending = [i for i in range(len(tasks)) if i not in accepted]
     failures: dict[int, dict[str, Any]] = {}
     report(tally.progress(len(accepted), len(tasks), 0, 0))

@@ -30,6 +30,8 @@ class Recorder(Protocol):
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None: ...
     def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
              *, dataset: str | None = None) -> None: ...
+    def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
+                dataset: str | None = None) -> None: ...
 
 
 def run_stages(
@@ -121,8 +123,9 @@ def _downstream(
     parts = analysis.subsamples.get(meta.get("sample", ""), {})
     targets = [(f"{meta['dataset']}_{part}", _and_cuts(events, cuts, meta, f"subsample {part!r}", cache))
                for part, cuts in parts.items()] or [(None, None)]
+    cat_masks: dict[str, Any] = {}
     for cat, cuts in analysis.categories.items():
-        cat_mask = _and_cuts(events, cuts, meta, f"category {cat!r}", cache)
+        cat_mask = cat_masks[cat] = _and_cuts(events, cuts, meta, f"category {cat!r}", cache)
         for dataset, part_mask in targets:
             mask = _and(cat_mask, part_mask)
             if nominal:
@@ -132,6 +135,15 @@ def _downstream(
                 if nominal:  # weight variations are taken on the nominal objects only
                     for name, w in weights.variations.items():
                         recorder.fill(h, cat, name, filled[h.name], mask, w, dataset=dataset)
+
+
+    if nominal and analysis.save_columns is not None:
+        spec = analysis.save_columns
+        values = {name: evaluate(events, q, computed, where=f"column {name!r}") for name, q in spec.fields.items()}
+        chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
+        for dataset, part_mask in targets:
+            recorder.columns(values, {c: _and(m, part_mask) for c, m in chosen.items()}, weights.nominal,
+                             dataset=dataset)
 
 
 def _and(a: Any, b: Any) -> Any:
@@ -211,9 +223,15 @@ class ChunkRecorder:
         self.cutflow: dict[str, int] = {}
         self.result.cutflow[dataset] = self.cutflow
         self.result.categories[dataset] = {}
+        self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
+
+    def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
+                dataset: str | None = None) -> None:
+        n = self.cutflow["presel"]
+        self.tables.append((dataset or self.dataset, _columns_table(values, masks, weights, n)))
 
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None:
         table = self.result.categories.setdefault(dataset or self.dataset, {})
@@ -249,6 +267,30 @@ class ChunkRecorder:
         self.result.histograms[(histogram.name, dataset or self.dataset, category, variation)] = h
 
 
+def _columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, n: int) -> dict[str, Any]:
+    """Rows = events in any of the categories; per-event values, NaN for a missing n-th object."""
+    keep = np.zeros(n, dtype=bool)
+    for m in masks.values():
+        keep |= np.ones(n, dtype=bool) if m is None else m
+    rows = np.flatnonzero(keep)
+    table: dict[str, Any] = {}
+    for name, filled in values.items():
+        if filled.index is None:
+            table[name] = to_numpy(filled.values, where=f"column {name!r}")[rows]
+        elif filled.nth:
+            full = np.full(n, np.nan)
+            full[filled.index] = to_numpy(filled.values, where=f"column {name!r}")
+            table[name] = full[rows]
+        else:  # every object of a collection: a list per event
+            flat = to_numpy(filled.values, where=f"column {name!r}")
+            counts = np.bincount(filled.index, minlength=n)
+            table[name] = ak.unflatten(flat, counts)[rows]
+    table["weight"] = np.ones(len(rows)) if weights is None else weights[rows]
+    for cat, m in masks.items():
+        table[f"category_{cat}"] = np.ones(len(rows), dtype=bool) if m is None else m[rows]
+    return table
+
+
 class TraceRecorder:
     """Touches what real counting and filling would read; used with typetracer events.
 
@@ -257,6 +299,12 @@ class TraceRecorder:
 
     def __init__(self) -> None:
         self.object_deps: dict[str, frozenset[str]] = {}
+
+    def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
+                dataset: str | None = None) -> None:
+        for x in (*(v.values for v in values.values()), *(v.index for v in values.values()), *masks.values(), weights):
+            if isinstance(x, ak.Array):
+                ak.typetracer.touch_data(x)
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         if mask is not None:

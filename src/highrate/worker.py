@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import awkward as ak
 import cloudpickle
 import numpy as np
 
@@ -67,6 +68,7 @@ class Task:
     analysis: AnalysisPayload
     timeout: float | None = None  # seconds a chunk's read may take before it is reported
     checkpoint: tuple[str, str] | None = None  # (folder, key): store the result there on success
+    columns_dir: str | None = None  # where saved columns go, one Parquet file per chunk and dataset
 
 
 def process_chunk(task: Task) -> Result:
@@ -87,6 +89,11 @@ def process_chunk(task: Task) -> Result:
         if not isinstance(err, HighrateError):
             forget(item.url)
         return failure(item, err)
+    if recorder.tables and task.columns_dir:
+        try:
+            _write_columns(task.columns_dir, item, recorder.tables)
+        except Exception as err:
+            return failure(item, err)
     result = recorder.result
     cutflow = result.cutflow[item.dataset]
     result.counts[item.dataset] = {
@@ -97,6 +104,24 @@ def process_chunk(task: Task) -> Result:
         "chunks": 1,
     }
     return result
+
+
+def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str, Any]]]) -> None:
+    """``{folder}/{dataset}/{file uuid}_{start}_{stop}.parquet``: rewriting it on a retry is harmless."""
+    import os
+    from pathlib import Path
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as err:
+        raise ImportError("saving columns needs pyarrow: pip install 'highrate[columns]'") from err
+    stem = f"{item.uuid or Path(item.url).stem}_{item.start}_{item.stop}"
+    for dataset, table in tables:
+        target = Path(folder) / dataset / f"{stem}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        ak.to_parquet(ak.zip(table, depth_limit=1), tmp)
+        tmp.replace(target)
 
 
 def _read(item: WorkItem, branches: tuple[str, ...]) -> tuple[dict[str, Any], int]:
