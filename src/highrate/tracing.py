@@ -36,7 +36,8 @@ def trace(
             f"{type(err).__name__}: {err}. Stage functions must be columnar (no Python loops or "
             "branching on data); list branches the tracer cannot see in Analysis(columns=[...])."
         ) from err
-    touched = set(report.data_touched)
+    # shape-only uses (ak.ones_like(events.run), len of a collection) still need the branch
+    touched = set(report.data_touched) | set(report.shape_touched)
     for c in schema.collections:
         if c.counter in report.shape_touched or any(b in touched for _, b in c.fields):
             touched.add(c.counter)

@@ -398,14 +398,19 @@ def generate_dataset_set(
 ) -> Path:
     """Write the MC sample ``DYJetsToLL_M-50`` and the data sample ``SingleMuon_2018``
     (each ``events`` events in ``files`` files) and ``outdir/datasets.yaml`` describing
-    them with globs relative to the yaml file; return the yaml path.
+    them with globs relative to the yaml file; return the yaml path. Also writes the
+    correction files and a golden JSON for the data into ``outdir/corrections`` (see
+    :func:`highrate.testing.corrections.write_corrections`).
     """
     outdir = Path(outdir)
     options = dict(events=events, files=files, seed=seed, compression=compression,
                    level=level, basket_events=basket_events, extra_branches=extra_branches)
     _compression(compression, level)  # fail before writing anything
     generate_sample(outdir, name=MC_SAMPLE, is_mc=True, **options)
-    generate_sample(outdir, name=DATA_SAMPLE, is_mc=False, **options)
+    data_files = generate_sample(outdir, name=DATA_SAMPLE, is_mc=False, **options)
+    from highrate.testing.corrections import write_corrections
+
+    write_corrections(outdir / "corrections", data_files=data_files)
     yaml_path = outdir / "datasets.yaml"
     yaml_path.write_text(_DATASETS_YAML.format(mc=MC_SAMPLE, data=DATA_SAMPLE), encoding="utf-8")
     return yaml_path
