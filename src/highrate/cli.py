@@ -123,6 +123,7 @@ def _fit_parser(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--lumi-uncertainty", type=float, default=0.025, metavar="X",
                      help="relative luminosity uncertainty (default: %(default)s)")
     fit.add_argument("--asimov", action="store_true", help="fit the Asimov data set (nominal MC sum) instead of data")
+    fit.add_argument("--significance", action="store_true", help="also the asymptotic discovery significance (one more fit)")
     _debug(fit)
     fit.set_defaults(handler=_cmd_fit)
 
@@ -288,11 +289,14 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     output = args.output or str(Path(args.outdir) / "fit")
     res = run_fit(args.outdir, histogram=args.histogram, signal=args.signal, categories=args.category,
-                  output=output, lumi_uncertainty=args.lumi_uncertainty, asimov=args.asimov)
+                  output=output, lumi_uncertainty=args.lumi_uncertainty, asimov=args.asimov,
+                  significance=args.significance)
     interval = res["mu_interval"]
     text = f"mu = {res['mu']:.4f} +- {res['mu_uncertainty']:.4f}"
     if "lower" in interval:
         text += f" (68% profile interval [{interval['lower']:.4f}, {interval['upper']:.4f}])"
+    if "z" in res["significance"]:
+        text += f"; significance {res['significance']['z']:.2f} sigma"
     console.print(f"{text}{' (Asimov)' if args.asimov else ''}; -2 ln L = {res['twice_nll']:.3f}", highlight=False)
     console.print(f"wrote workspace.json, fit_results.json, pulls, plots and datacards to {output}", highlight=False)
     return 0

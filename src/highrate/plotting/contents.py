@@ -1,0 +1,135 @@
+"""The numbers behind a data/MC plot: MC per sample, data, statistical and systematic bands.
+
+Pure functions of ``hist.Hist`` objects and metadata: no drawing, so they are easy to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import hist
+import numpy as np
+
+NOMINAL = "nominal"
+
+
+@dataclass(frozen=True)
+class StackContents:
+    """Per-bin contents of one histogram in one category (flow bins excluded).
+
+    ``mc`` and ``mc_variances`` map sample -> values, ordered by increasing yield (the first
+    sample is drawn at the bottom of the stack). ``syst_up`` and ``syst_down`` are the sizes
+    (both >= 0) of the upward and downward systematic shifts of the MC total; ``band_up`` and
+    ``band_down`` add the statistical uncertainty in quadrature. ``data`` is ``None`` without data.
+    """
+
+    edges: np.ndarray
+    label: str
+    mc: dict[str, np.ndarray] = field(default_factory=dict)
+    mc_variances: dict[str, np.ndarray] = field(default_factory=dict)
+    mc_total: np.ndarray | None = None
+    mc_stat: np.ndarray | None = None
+    syst_up: np.ndarray | None = None
+    syst_down: np.ndarray | None = None
+    systematics: tuple[str, ...] = ()
+    data: np.ndarray | None = None
+    data_variances: np.ndarray | None = None
+
+    @property
+    def band_up(self) -> np.ndarray | None:
+        """Total upward MC uncertainty: stat and syst in quadrature."""
+        return None if self.mc_stat is None else np.hypot(self.mc_stat, self.syst_up)
+
+    @property
+    def band_down(self) -> np.ndarray | None:
+        """Total downward MC uncertainty: stat and syst in quadrature."""
+        return None if self.mc_stat is None else np.hypot(self.mc_stat, self.syst_down)
+
+    @property
+    def data_errors(self) -> np.ndarray | None:
+        """sqrt(sum of squared weights): sqrt(N) for unit-weight data."""
+        return None if self.data_variances is None else np.sqrt(self.data_variances)
+
+
+def split_variation(variation: str) -> tuple[str, str] | None:
+    """``"JESUp"`` -> ``("JES", "Up")``; ``None`` for the nominal or an unrecognised name."""
+    for side in ("Up", "Down"):
+        if variation.endswith(side) and len(variation) > len(side):
+            return variation[: -len(side)], side
+    return None
+
+
+def stack_contents(
+    entries: Mapping[tuple[str, str], hist.Hist], metadata: Mapping[str, Mapping[str, Any]],
+) -> StackContents:
+    """Sum ``{(dataset, variation): hist}`` of one histogram/category into a :class:`StackContents`.
+
+    Datasets are grouped by ``metadata[dataset]["sample"]`` (default: the dataset name); those with
+    ``is_mc`` false are data (only their nominal is used). For each systematic ``s`` with an
+    ``sUp`` or ``sDown``, per sample and bin the shift up is ``max(up-nom, down-nom, 0)`` and down
+    ``min(up-nom, down-nom, 0)`` (a missing side counts as the nominal); shifts are summed over
+    samples, then combined in quadrature across systematics.
+    """
+    nominal = {ds: h for (ds, var), h in entries.items() if var == NOMINAL}
+    if not nominal:
+        raise ValueError("no nominal histogram among the entries")
+    first = next(iter(nominal.values()))
+    if first.ndim != 1:
+        raise ValueError(f"stack_contents needs 1D histograms, got {first.ndim}D")
+    axis = first.axes[0]
+    edges = np.asarray(axis.edges, dtype=float)
+    label = axis.label or axis.name or ""
+
+    def is_mc(ds: str) -> bool:
+        return bool(metadata.get(ds, {}).get("is_mc", True))
+
+    def sample_of(ds: str) -> str:
+        return str(metadata.get(ds, {}).get("sample") or ds)
+
+    data_ds = sorted(ds for ds in nominal if not is_mc(ds))
+    data = data_var = None
+    if data_ds:
+        data = sum(_values(nominal[ds]) for ds in data_ds)
+        data_var = sum(_variances(nominal[ds]) for ds in data_ds)
+
+    by_sample: dict[str, list[str]] = {}
+    for ds in sorted(nominal):
+        if is_mc(ds):
+            by_sample.setdefault(sample_of(ds), []).append(ds)
+    if not by_sample:
+        return StackContents(edges=edges, label=label, data=data, data_variances=data_var)
+
+    systematics = sorted({s[0] for (ds, var) in entries if is_mc(ds) and (s := split_variation(var))})
+    mc = {s: sum(_values(nominal[ds]) for ds in dss) for s, dss in by_sample.items()}
+    mc_var = {s: sum(_variances(nominal[ds]) for ds in dss) for s, dss in by_sample.items()}
+    order = sorted(mc, key=lambda s: (float(mc[s].sum()), s))
+    nbins = len(edges) - 1
+    up2, down2 = np.zeros(nbins), np.zeros(nbins)
+    for syst in systematics:
+        shift_up, shift_down = np.zeros(nbins), np.zeros(nbins)
+        for sample, dss in by_sample.items():
+            d_up = sum(_values(entries.get((ds, syst + "Up"), nominal[ds])) for ds in dss) - mc[sample]
+            d_down = sum(_values(entries.get((ds, syst + "Down"), nominal[ds])) for ds in dss) - mc[sample]
+            shift_up += np.maximum(np.maximum(d_up, d_down), 0.0)
+            shift_down += np.minimum(np.minimum(d_up, d_down), 0.0)
+        up2 += shift_up**2
+        down2 += shift_down**2
+    total = sum(mc.values())
+    return StackContents(
+        edges=edges, label=label,
+        mc={s: mc[s] for s in order}, mc_variances={s: mc_var[s] for s in order},
+        mc_total=total, mc_stat=np.sqrt(sum(mc_var.values())),
+        syst_up=np.sqrt(up2), syst_down=np.sqrt(down2), systematics=tuple(systematics),
+        data=data, data_variances=data_var,
+    )
+
+
+def _values(h: hist.Hist) -> np.ndarray:
+    return np.asarray(h.values(), dtype=float)
+
+
+def _variances(h: hist.Hist) -> np.ndarray:
+    var = h.variances()
+    return np.asarray(h.values() if var is None else var, dtype=float)

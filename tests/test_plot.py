@@ -1,0 +1,194 @@
+"""highrate.plotting: data/MC plots, their numbers, cutflow tables, errors, the `plot` command."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import hist
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("mplhep")
+
+from highrate.cli import main
+from highrate.errors import ConfigError
+from highrate.outputs.histograms import write_pickle
+from highrate.plotting import load_outputs, plot_outputs, stack_contents
+from highrate.plotting.stack import draw_stack, save_figure
+
+EDGES = np.linspace(60, 120, 11)
+META = {
+    "DY_a": {"is_mc": True, "sample": "DY", "dataset": "DY_a", "year": "2018", "xsec": 6077.2, "lumi": 59800.0},
+    "DY_b": {"is_mc": True, "sample": "DY", "dataset": "DY_b", "year": "2018", "xsec": 6077.2, "lumi": 59800.0},
+    "TT": {"is_mc": True, "sample": "TTbar", "dataset": "TT", "year": "2018", "xsec": 88.3, "lumi": 59800.0},
+    "Data_A": {"is_mc": False, "sample": "DATA_SingleMuon", "dataset": "Data_A", "year": "2018"},
+}
+MC_VARIATIONS = ("nominal", "JESUp", "JESDown", "pileupUp", "pileupDown")
+CATEGORIES = ("cat_a", "cat_b")
+STEPS = ("initial", "skim/trigger", "skim", "presel/two_muons", "presel")
+
+
+def _arrays(seed: int) -> dict[tuple[str, str, str, str], tuple[np.ndarray, np.ndarray]]:
+    """(values, variances) per (histogram, dataset, category, variation), known in advance."""
+    rng = np.random.default_rng(seed)
+    scale = {"DY_a": 100.0, "DY_b": 60.0, "TT": 10.0}
+    out = {}
+    for name in ("mll", "pt"):
+        for cat in CATEGORIES:
+            for ds, s in scale.items():
+                nom = s * rng.uniform(0.5, 1.5, EDGES.size - 1)
+                for var in MC_VARIATIONS:
+                    values = nom if var == "nominal" else nom * rng.uniform(0.9, 1.1, nom.size)
+                    out[(name, ds, cat, var)] = (values, values * rng.uniform(0.5, 2.0, nom.size))
+            data = rng.poisson(180, EDGES.size - 1).astype(float)
+            out[(name, "Data_A", cat, "nominal")] = (data, data.copy())
+    return out
+
+
+def _hist(values: np.ndarray, variances: np.ndarray) -> hist.Hist:
+    h = hist.Hist(hist.axis.Regular(EDGES.size - 1, EDGES[0], EDGES[-1], name="mll", label=r"$m_{\mu\mu}$ [GeV]"),
+                  storage=hist.storage.Weight())
+    h.view()["value"] = values
+    h.view()["variance"] = variances
+    return h
+
+
+def _cutflow() -> dict:
+    out = {}
+    for i, ds in enumerate(META):
+        n = [10_000 + 1000 * i, 8000 + 500 * i, 8000 + 500 * i, 3000 + 100 * i, 3000 + 100 * i]
+        out[ds] = {"steps": dict(zip(STEPS, n, strict=True)),
+                   "categories": {"cat_a": {"events": 2000 + i, "sumw": 1500.5 + i, "sumw2": 1400.25 + i},
+                                  "cat_b": {"events": 1000 - i, "sumw": 700.0 - i, "sumw2": 650.0 - i}}}
+    return out
+
+
+@pytest.fixture(scope="module")
+def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    histograms = {key: _hist(*va) for key, va in _arrays(1).items()}
+    h2 = hist.Hist.new.Reg(4, 0, 1, name="x").Reg(4, 0, 1, name="y").Weight()
+    histograms[("eta_phi", "DY_a", "cat_a", "nominal")] = h2
+    write_pickle(out / "histograms.pkl", histograms)
+    report = {"datasets": {ds: {"metadata": m} for ds, m in META.items()}, "cutflow": _cutflow()}
+    (out / "report.json").write_text(json.dumps(report))
+    return out
+
+
+@pytest.fixture(scope="module")
+def plotted(outdir: Path):
+    return plot_outputs(outdir)
+
+
+def test_a_plot_per_histogram_and_category(outdir: Path, plotted) -> None:
+    for cat in CATEGORIES:
+        for name in ("mll", "pt"):
+            png = outdir / "plots" / cat / f"{name}.png"
+            pdf = png.with_suffix(".pdf")
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert pdf.read_bytes()[:4] == b"%PDF"
+            assert png in plotted.files and pdf in plotted.files
+    assert not (outdir / "plots" / "cat_a" / "eta_phi.png").exists()
+    assert any("eta_phi/cat_a" in s and "2D" in s for s in plotted.skipped)
+
+
+def test_stack_contents_match_numpy(outdir: Path) -> None:
+    arrays = _arrays(1)
+    run = load_outputs(outdir)
+    for cat in CATEGORIES:
+        c = stack_contents(run.entries("mll", cat), run.metadata)
+        val = {k[1:]: v for k, (v, _) in arrays.items() if k[0] == "mll" and k[2] == cat}
+        var = {k[1:]: w for k, (_, w) in arrays.items() if k[0] == "mll" and k[2] == cat}
+        samples = {"DY": ("DY_a", "DY_b"), "TTbar": ("TT",)}
+        nom = {s: np.add.reduce([val[(d, cat, "nominal")] for d in dss]) for s, dss in samples.items()}
+        assert list(c.mc) == ["TTbar", "DY"]  # increasing yield: the smallest at the bottom
+        for s in samples:
+            np.testing.assert_allclose(c.mc[s], nom[s])
+            np.testing.assert_allclose(c.mc_variances[s], np.add.reduce([var[(d, cat, "nominal")] for d in samples[s]]))
+        np.testing.assert_allclose(c.mc_total, nom["DY"] + nom["TTbar"])
+        stat = np.sqrt(sum(var[(d, cat, "nominal")] for d in ("DY_a", "DY_b", "TT")))
+        np.testing.assert_allclose(c.mc_stat, stat)
+        up2 = down2 = 0.0
+        for syst in ("JES", "pileup"):
+            up = down = 0.0
+            for s, dss in samples.items():
+                d_up = np.add.reduce([val[(d, cat, syst + "Up")] for d in dss]) - nom[s]
+                d_dn = np.add.reduce([val[(d, cat, syst + "Down")] for d in dss]) - nom[s]
+                up = up + np.clip(np.maximum(d_up, d_dn), 0, None)
+                down = down + np.clip(np.minimum(d_up, d_dn), None, 0)
+            up2, down2 = up2 + up**2, down2 + down**2
+        assert c.systematics == ("JES", "pileup")
+        np.testing.assert_allclose(c.syst_up, np.sqrt(up2))
+        np.testing.assert_allclose(c.syst_down, np.sqrt(down2))
+        np.testing.assert_allclose(c.band_up, np.sqrt(stat**2 + up2))
+        np.testing.assert_allclose(c.band_down, np.sqrt(stat**2 + down2))
+        np.testing.assert_allclose(c.data, val[("Data_A", cat, "nominal")])
+        np.testing.assert_allclose(c.data_errors, np.sqrt(val[("Data_A", cat, "nominal")]))
+        np.testing.assert_allclose(c.edges, EDGES)
+
+
+def test_missing_data_or_mc_still_plots(outdir: Path, tmp_path: Path) -> None:
+    run = load_outputs(outdir)
+    entries = run.entries("pt", "cat_b")
+    mc_only = stack_contents({k: h for k, h in entries.items() if k[0] != "Data_A"}, run.metadata)
+    data_only = stack_contents({k: h for k, h in entries.items() if k[0] == "Data_A"}, run.metadata)
+    assert mc_only.data is None and set(mc_only.mc) == {"DY", "TTbar"}
+    assert data_only.mc == {} and data_only.mc_total is None and data_only.data is not None
+    for i, c in enumerate((mc_only, data_only)):
+        for log in (False, True):
+            (path,) = save_figure(draw_stack(c, log=log), tmp_path / f"p{i}{log}", formats=["png"])
+            assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cutflow_tables(outdir: Path, plotted) -> None:
+    cutflow = _cutflow()
+    with (outdir / "plots" / "cutflow.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["step"] for r in rows] == [*STEPS, *CATEGORIES]
+    md = (outdir / "plots" / "cutflow.md").read_text()
+    for ds, cf in cutflow.items():
+        steps = cf["steps"]
+        for i, step in enumerate(STEPS):
+            row = rows[i]
+            assert int(row[ds]) == steps[step]
+            prev = steps[STEPS[i - 1]] if i else steps[step]
+            assert float(row[f"{ds} rel"]) == pytest.approx(steps[step] / prev)
+            assert float(row[f"{ds} cum"]) == pytest.approx(steps[step] / steps["initial"])
+        for j, cat in enumerate(CATEGORIES):
+            row, n = rows[len(STEPS) + j], cf["categories"][cat]["events"]
+            assert int(row[ds]) == n
+            assert float(row[f"{ds} rel"]) == pytest.approx(n / steps["presel"])
+            assert float(row[f"{ds} cum"]) == pytest.approx(n / steps["initial"])
+            y = cf["categories"][cat]
+            assert f"| {ds} | {cat} | {n} | {y['sumw']:.6g} | {np.sqrt(y['sumw2']):.6g} |" in md
+    s = cutflow["TT"]["steps"]
+    assert f"| {100 * s['skim/trigger'] / s['initial']:.2f}% |" in md
+    with (outdir / "plots" / "yields.csv").open() as f:
+        yields = list(csv.DictReader(f))
+    assert len(yields) == len(META) * len(CATEGORIES)
+    first = yields[0]
+    assert float(first["sumw"]) == cutflow[first["dataset"]]["categories"][first["category"]]["sumw"]
+
+
+def test_errors(outdir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a folder"):
+        plot_outputs(tmp_path / "nope")
+    (tmp_path / "report.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"lacks histograms\.pkl"):
+        plot_outputs(tmp_path)
+    with pytest.raises(ConfigError, match=r"unknown histogram 'mlll'.*Did you mean 'mll'"):
+        plot_outputs(outdir, histograms=["mlll"], output=tmp_path / "p")
+    with pytest.raises(ConfigError, match=r"unknown category 'cat_c'.*Did you mean"):
+        plot_outputs(outdir, categories=["cat_c"], output=tmp_path / "p")
+    assert main(["plot", str(outdir), "--histogram", "mlll", "--output", str(tmp_path / "p")]) == 2
+
+
+def test_cli(outdir: Path, tmp_path: Path) -> None:
+    assert main(["plot", str(outdir)]) == 0
+    out = tmp_path / "sel"
+    assert main(["plot", str(outdir), "--output", str(out), "--histogram", "pt", "--category", "cat_b",
+                 "--format", "png", "--lumi", "41.5", "--label", "Work in progress", "--log"]) == 0
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["cat_b/pt.png"]
