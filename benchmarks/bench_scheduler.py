@@ -41,7 +41,7 @@ def main() -> None:
         generate_sample(work, name="DY", events=args.events, files=2, seed=3, is_mc=True, compression="zstd")
         files = sorted((work / "DY").glob("*.root"))
     dataset = highrate.Dataset("DY", "DY", tuple(map(str, files)), metadata={"is_mc": True})
-    analysis = highrate.load_analysis(Path(__file__).resolve().parents[1] / "examples/zmumu/analysis.py")
+    analysis = highrate.load_analysis(Path(__file__).resolve().parents[1] / "examples/zmumu/analysis_nominal.py")
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
             distributed.Client(cl) as client:

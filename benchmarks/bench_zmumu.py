@@ -48,7 +48,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-ANALYSIS = REPO / "examples" / "zmumu" / "analysis.py"
+ANALYSIS = REPO / "examples" / "zmumu" / "analysis_nominal.py"
 COFFEA_SCRIPT = HERE / "coffea_zmumu.py"
 MC = "DYJetsToLL_M-50"
 TREE = "Events"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The Z->mumu selection of examples/zmumu/analysis.py written as a coffea processor.
+"""The Z->mumu selection of examples/zmumu/analysis_nominal.py written as a coffea processor.
 
 Runs with the python of a separate virtualenv that has coffea (its pins may clash with
 highrate's), e.g. ``.venv-coffea/bin/python benchmarks/coffea_zmumu.py FILE.root ...``.

@@ -9,7 +9,7 @@ import pytest
 from highrate.testing import generate_dataset_set
 
 ROOT = Path(__file__).resolve().parents[1]
-ZMUMU = ROOT / "examples" / "zmumu" / "analysis.py"
+ZMUMU = ROOT / "examples" / "zmumu" / "analysis_nominal.py"
 
 
 @pytest.fixture(scope="session")

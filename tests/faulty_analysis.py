@@ -16,7 +16,7 @@ import awkward as ak
 
 from highrate import Cut, load_analysis
 
-_base = load_analysis(Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis.py")
+_base = load_analysis(Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py")
 
 
 def _first(path: str) -> bool:

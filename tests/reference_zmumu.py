@@ -21,7 +21,7 @@ HISTS = {  # name: (bins, lo, hi)
 
 def read(path: str, start: int | None = None, stop: int | None = None, *, is_mc: bool) -> dict[str, np.ndarray]:
     t = uproot.open(path)["Events"]
-    names = BRANCHES + (["genWeight"] if is_mc else [])
+    names = BRANCHES + (["genWeight", "Pileup_nTrueInt"] if is_mc else []) + ["run", "luminosityBlock"]
     out = {}
     for name in names:
         a = t[name].array(library="np", entry_start=start, entry_stop=stop)
@@ -107,7 +107,12 @@ def analyse(d: dict[str, np.ndarray], *, is_mc: bool) -> dict:
     has_jet = njet > 0
     first_jet[has_jet] = jg_idx[jstarts[has_jet]]
     per_event = {"mll": mll[ev], "w": w[ev], "njet": njet[ev], "npv": d["PV_npvsGood"][ev],
-                 "jet_pt_1": d["Jet_pt"][first_jet[ev]], "has_jet": has_jet[ev]}
+                 "jet_pt_1": d["Jet_pt"][first_jet[ev]], "has_jet": has_jet[ev],
+                 "mu1_pt": d["Muon_pt"][first_good[ev]], "mu1_eta": d["Muon_eta"][first_good[ev]],
+                 "mu2_pt": d["Muon_pt"][second_good[ev]], "mu2_eta": d["Muon_eta"][second_good[ev]],
+                 "mu1_charge": d["Muon_charge"][first_good[ev]]}
+    if "Pileup_nTrueInt" in d:
+        per_event["ntrue"] = d["Pileup_nTrueInt"][ev]
     return {"cutflow": cutflow, "hists": hists, "sumw": float(w[presel].sum()), "n": n, "events": per_event}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from highrate import Cut, ShapeVariation, Weight, load_analysis
 
-_base = load_analysis(Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis.py")
+_base = load_analysis(Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py")
 JES = np.float32(0.03)
 LUMI = 59_700.0  # pb^-1
 

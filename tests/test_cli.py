@@ -12,7 +12,7 @@ from highrate.cli import main
 from highrate.errors import DatasetError, InputFileError
 from highrate.testing import generate_file
 
-ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis.py"
+ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py"
 
 
 @pytest.fixture(scope="module")

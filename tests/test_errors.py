@@ -34,7 +34,7 @@ from highrate.outputs.histograms import read_pickle
 from highrate.outputs.write import write_outputs
 from highrate.testing import generate_file, generate_sample
 
-ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis.py"
+ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py"
 CHUNK = 1000  # entries per chunk in every run here
 BASKET = 500  # entries per basket in every generated file
 CORRUPT_BASKET = 3  # the basket of Muon_pt that is damaged: entries [1500, 2000)

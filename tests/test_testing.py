@@ -411,8 +411,11 @@ def test_generate_dataset_set(tmp_path):
     yaml_path = generate_dataset_set(tmp_path, events=3001, files=2, seed=9)
     assert yaml_path == tmp_path / "datasets.yaml"
     text = yaml_path.read_text()
-    assert text.startswith("# highrate datasets file\n")
+    assert text.startswith("# highrate datasets file")
     spec = yaml.safe_load(text)
+    lumi = spec["datasets"]["DYJetsToLL_M-50"]["metadata"].pop("lumi")
+    assert lumi == pytest.approx(3001 / 6077.22, rel=1e-5)  # the synthetic data's luminosity, pb^-1
+    assert spec["datasets"]["SingleMuon_2018"]["metadata"].pop("lumi") == lumi
     assert spec == {"datasets": {
         "DYJetsToLL_M-50": {
             "sample": "DYJetsToLL", "files": ["DYJetsToLL_M-50/*.root"], "tree": "Events",

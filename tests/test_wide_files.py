@@ -68,7 +68,7 @@ def wide(tmp_path_factory) -> dict:
         d.name: combine([analyse(read(f, is_mc=d.is_mc), is_mc=d.is_mc) for f in d.files])
         for d in datasets
     }
-    analysis = highrate.load_analysis(Path(__file__).resolve().parents[1] / "examples/zmumu/analysis.py")
+    analysis = highrate.load_analysis(Path(__file__).resolve().parents[1] / "examples/zmumu/analysis_nominal.py")
 
     # count the files highrate opens during the run (sequential executor: all in this process)
     urls = [str(p) for p in (mc, *data)]

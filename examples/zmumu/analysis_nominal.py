@@ -1,4 +1,6 @@
-"""The reference Z→μμ analysis: skim, MuonGood/JetGood, dilepton preselection, six histograms."""
+"""The reference Z→μμ analysis, nominal only: skim, MuonGood/JetGood, dilepton preselection,
+six histograms, weight genWeight. The benchmarks and the exactness tests run this one;
+analysis.py adds corrections, systematics and categories on top of it."""
 
 import awkward as ak
 

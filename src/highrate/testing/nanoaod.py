@@ -375,19 +375,22 @@ def generate_sample(
     return paths
 
 
+DY_XSEC_PB = 6077.22  # Drell-Yan M > 50 GeV cross-section used for the synthetic MC
+
 _DATASETS_YAML = """\
-# highrate datasets file
+# highrate datasets file. lumi (pb^-1) is that of the synthetic data: events / xsec, so that the
+# normalised simulation predicts as many events as the data holds.
 datasets:
   {mc}:
     sample: DYJetsToLL
     files: [{mc}/*.root]
     tree: Events
-    metadata: {{is_mc: true, year: "2018", xsec: 6077.22}}
+    metadata: {{is_mc: true, year: "2018", xsec: {xsec}, lumi: {lumi:.6g}}}
   {data}:
     sample: DATA_SingleMuon
     files: [{data}/*.root]
     tree: Events
-    metadata: {{is_mc: false, year: "2018", era: "A"}}
+    metadata: {{is_mc: false, year: "2018", era: "A", lumi: {lumi:.6g}}}
 """
 
 
@@ -412,5 +415,6 @@ def generate_dataset_set(
 
     write_corrections(outdir / "corrections", data_files=data_files)
     yaml_path = outdir / "datasets.yaml"
-    yaml_path.write_text(_DATASETS_YAML.format(mc=MC_SAMPLE, data=DATA_SAMPLE), encoding="utf-8")
+    text = _DATASETS_YAML.format(mc=MC_SAMPLE, data=DATA_SAMPLE, xsec=DY_XSEC_PB, lumi=events / DY_XSEC_PB)
+    yaml_path.write_text(text, encoding="utf-8")
     return yaml_path

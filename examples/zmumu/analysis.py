@@ -1,0 +1,137 @@
+"""The reference Z→μμ analysis with corrections and systematics.
+
+On top of analysis_nominal.py: the golden-JSON luminosity mask on data, normalisation to
+cross-section x luminosity / sum of genWeight, pileup reweighting and muon ID/ISO scale factors
+from correctionlib files (each with up/down), jet energy scale and resolution shifts (jets and
+MET, objects re-run), and a cartesian category of jet multiplicity x leading-muon charge.
+The correction files sit in ./corrections (written by highrate.testing.write_corrections).
+"""
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from highrate import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight
+from highrate.categories import cartesian
+from highrate.corrections import jes_uncertainty, muon_sf, pileup_weight
+from highrate.jagged import nth_value
+from highrate.kinematics import leading_pair_mass
+from highrate.lumimask import LumiMask
+from highrate.randomness import normal_from_keys
+
+CORRECTIONS = Path(__file__).resolve().parent / "corrections"
+GOLDEN = LumiMask(CORRECTIONS / "golden.json")
+JER_RESOLUTION = 0.05  # relative smearing width of the JER variation
+
+
+def muon_good(events):
+    mu = events.Muon
+    return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
+
+
+def jet_good(events):
+    jet = events.Jet
+    return jet[(jet.pt > 30) & (abs(jet.eta) < 2.4) & (jet.jetId >= 2)]
+
+
+def dilepton(events, params):
+    mu = events.MuonGood
+    lead_pt = nth_value(mu.pt, 0, fill=0.0)
+    charge = nth_value(mu.charge, 0, fill=0) * nth_value(mu.charge, 1, fill=0)
+    mll = events.mll
+    return (ak.num(mu) == 2) & (lead_pt > params["lead_pt"]) & (charge < 0) & (mll > params["mll"][0]) & (mll < params["mll"][1])
+
+
+def lumi_mask(events, params, meta):
+    return events.run > 0 if meta["is_mc"] else GOLDEN(events)
+
+
+def normalisation(events, params, meta):
+    return meta["xsec"] * meta["lumi"] / meta["sum_genweight"]
+
+
+def pileup(events):
+    return tuple(pileup_weight(events, CORRECTIONS / "pileup.json", v) for v in ("nominal", "up", "down"))
+
+
+def muon_scale_factors(name):
+    def weight(events):
+        mu = events.MuonGood
+        return tuple(muon_sf(mu, CORRECTIONS / "muon_sf.json", name=name, variation=v)
+                     for v in ("nominal", "systup", "systdown"))
+    return weight
+
+
+def _shift_jets(events, factor):
+    """Jets with pt scaled by ``factor`` (jagged), and MET corrected for the change."""
+    jets = events.Jet
+    new_pt = jets.pt * factor
+    dpx = ak.sum((new_pt - jets.pt) * np.cos(jets.phi), axis=1)
+    dpy = ak.sum((new_pt - jets.pt) * np.sin(jets.phi), axis=1)
+    mex = events.MET.pt * np.cos(events.MET.phi) - dpx
+    mey = events.MET.pt * np.sin(events.MET.phi) - dpy
+    met = ak.zip({"pt": np.hypot(mex, mey), "phi": np.arctan2(mey, mex)})
+    return {"Jet": ak.with_field(jets, ak.values_astype(new_pt, np.float32), "pt"), "MET": met}
+
+
+def jes(events, direction):
+    unc = jes_uncertainty(events.Jet, CORRECTIONS / "jes.json")
+    return _shift_jets(events, 1 + unc if direction == "up" else 1 - unc)
+
+
+def jer(events, direction):
+    jets = events.Jet
+    counts = ak.num(jets, axis=1)
+    if ak.backend(jets) == "typetracer":  # tracing: only which branches are read matters
+        keys = ak.values_astype(events.event, np.float64) + events.luminosityBlock
+        z = ak.values_astype(jets.pt, np.float64) * 0 + keys[:, None] * 0
+    else:
+        n = ak.to_numpy(counts)
+        key = np.repeat(ak.to_numpy(events.event), n)
+        index = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        lumi = np.repeat(ak.to_numpy(events.luminosityBlock), n)
+        z = ak.unflatten(normal_from_keys(key, lumi, index), n)  # the same number for a jet every time
+    sign = 1 if direction == "up" else -1
+    return _shift_jets(events, 1 + sign * JER_RESOLUTION * z)
+
+
+_leading = {"lead_mu_pos": [Cut("lead_mu_pos", lambda ev: nth_value(ev.MuonGood.charge, 0, fill=0) > 0)],
+            "lead_mu_neg": [Cut("lead_mu_neg", lambda ev: nth_value(ev.MuonGood.charge, 0, fill=0) < 0)]}
+_jets = {"0j": [Cut("0j", lambda ev: ak.num(ev.JetGood) == 0)],
+         "1j": [Cut("ge1j", lambda ev: ak.num(ev.JetGood) >= 1)]}
+
+analysis = Analysis(
+    name="zmumu",
+    skim=[
+        Cut("lumi_mask", lumi_mask),
+        Cut("PV_npvsGood", lambda ev: ev.PV.npvsGood > 0),
+        Cut("goodVertices", lambda ev: ev.Flag.goodVertices),
+        Cut("muon_pt18", lambda ev: ak.any(ev.Muon.pt > 18, axis=1)),
+        Cut("HLT_IsoMu24", lambda ev: ev.HLT.IsoMu24),
+    ],
+    objects={
+        "MuonGood": muon_good,
+        "JetGood": jet_good,
+        "mll": lambda ev: leading_pair_mass(ev.MuonGood),
+    },
+    preselection=[Cut("dilepton", dilepton, params={"lead_pt": 25, "mll": (60, 120)})],
+    categories={"baseline": [], **cartesian({"jets": _jets, "charge": _leading})},
+    weights=[
+        Weight("genWeight", lambda ev: ev.genWeight),
+        Weight("normalisation", normalisation),
+        Weight("pileup", pileup, varied=True),
+        Weight("muon_id", muon_scale_factors("muon_id_sf"), varied=True),
+        Weight("muon_iso", muon_scale_factors("muon_iso_sf"), varied=True),
+    ],
+    variations=[ShapeVariation("JES", jes), ShapeVariation("JER", jer)],
+    histograms=[
+        Histogram("mll", Axis("mll", 120, 60, 120, label=r"$m_{\mu\mu}$ [GeV]")),
+        Histogram("MuonGood_pt_1", Axis("MuonGood.pt[0]", 100, 0, 200, label=r"Leading muon $p_T$ [GeV]")),
+        Histogram("MuonGood_eta_1", Axis("MuonGood.eta[0]", 50, -2.5, 2.5, label=r"Leading muon $\eta$")),
+        Histogram("MuonGood_phi_1", Axis("MuonGood.phi[0]", 64, -3.2, 3.2, label=r"Leading muon $\phi$")),
+        Histogram("nJetGood", Axis("nJetGood", 10, 0, 10, label="Number of good jets")),
+        Histogram("JetGood_pt_1", Axis("JetGood.pt[0]", 100, 0, 500, label=r"Leading jet $p_T$ [GeV]")),
+        Histogram("MET_pt", Axis("MET.pt", 50, 0, 200, label=r"$p_T^{miss}$ [GeV]")),
+    ],
+)
