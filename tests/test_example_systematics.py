@@ -48,7 +48,7 @@ def test_histograms_for_every_variation_and_category(run):
 def test_lumi_mask_removes_exactly_the_masked_pairs(run):
     datasets, out = run
     data = next(d for d in datasets if not d.is_mc)
-    golden = json.loads((EXAMPLE / "corrections" / "golden.json").read_text())
+    golden = json.loads((Path(data.metadata["corrections"]) / "golden.json").read_text())
     allowed = {(int(r), lumi) for r, ranges in golden.items() for a, b in ranges for lumi in range(a, b + 1)}
     kept = 0
     for f in data.files:
@@ -67,8 +67,9 @@ def test_weight_variations_equal_correctionlib_products(run):
     datasets, out = run
     mc = next(d for d in datasets if d.is_mc)
     ev = reference(mc)
-    pu = correctionlib.CorrectionSet.from_file(str(EXAMPLE / "corrections" / "pileup.json"))["pileup"]
-    sf = correctionlib.CorrectionSet.from_file(str(EXAMPLE / "corrections" / "muon_sf.json"))
+    folder = Path(mc.metadata["corrections"])
+    pu = correctionlib.CorrectionSet.from_file(str(folder / "pileup.json"))["pileup"]
+    sf = correctionlib.CorrectionSet.from_file(str(folder / "muon_sf.json"))
 
     def muons(name, v):
         c = sf[name]

@@ -413,6 +413,8 @@ def test_generate_dataset_set(tmp_path):
     text = yaml_path.read_text()
     assert text.startswith("# highrate datasets file")
     spec = yaml.safe_load(text)
+    for entry in spec["datasets"].values():
+        assert entry["metadata"].pop("corrections") == str((tmp_path / "corrections").resolve())
     lumi = spec["datasets"]["DYJetsToLL_M-50"]["metadata"].pop("lumi")
     assert lumi == pytest.approx(3001 / 6077.22, rel=1e-5)  # the synthetic data's luminosity, pb^-1
     assert spec["datasets"]["SingleMuon_2018"]["metadata"].pop("lumi") == lumi

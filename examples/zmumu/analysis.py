@@ -4,7 +4,8 @@ On top of analysis_nominal.py: the golden-JSON luminosity mask on data, normalis
 cross-section x luminosity / sum of genWeight, pileup reweighting and muon ID/ISO scale factors
 from correctionlib files (each with up/down), jet energy scale and resolution shifts (jets and
 MET, objects re-run), and a cartesian category of jet multiplicity x leading-muon charge.
-The correction files sit in ./corrections (written by highrate.testing.write_corrections).
+The correction files are taken from the dataset metadata key ``corrections`` (a folder, as
+``highrate generate`` writes), else from ./corrections next to this file.
 """
 
 from pathlib import Path
@@ -21,7 +22,11 @@ from highrate.lumimask import LumiMask
 from highrate.randomness import normal_from_keys
 
 CORRECTIONS = Path(__file__).resolve().parent / "corrections"
-GOLDEN = LumiMask(CORRECTIONS / "golden.json")
+_golden: dict[Path, LumiMask] = {}
+
+
+def corrections(meta) -> Path:
+    return Path(meta.get("corrections", CORRECTIONS))
 JER_RESOLUTION = 0.05  # relative smearing width of the JER variation
 
 
@@ -44,21 +49,27 @@ def dilepton(events, params):
 
 
 def lumi_mask(events, params, meta):
-    return events.run > 0 if meta["is_mc"] else GOLDEN(events)
+    if meta["is_mc"]:
+        return events.run > 0
+    path = corrections(meta) / "golden.json"
+    if path not in _golden:
+        _golden[path] = LumiMask(path)
+    return _golden[path](events)
 
 
 def normalisation(events, params, meta):
     return meta["xsec"] * meta["lumi"] / meta["sum_genweight"]
 
 
-def pileup(events):
-    return tuple(pileup_weight(events, CORRECTIONS / "pileup.json", v) for v in ("nominal", "up", "down"))
+def pileup(events, params, meta):
+    path = corrections(meta) / "pileup.json"
+    return tuple(pileup_weight(events, path, v) for v in ("nominal", "up", "down"))
 
 
 def muon_scale_factors(name):
-    def weight(events):
+    def weight(events, params, meta):
         mu = events.MuonGood
-        return tuple(muon_sf(mu, CORRECTIONS / "muon_sf.json", name=name, variation=v)
+        return tuple(muon_sf(mu, corrections(meta) / "muon_sf.json", name=name, variation=v)
                      for v in ("nominal", "systup", "systdown"))
     return weight
 
@@ -75,8 +86,8 @@ def _shift_jets(events, factor):
     return {"Jet": ak.with_field(jets, ak.values_astype(new_pt, np.float32), "pt"), "MET": met}
 
 
-def jes(events, direction):
-    unc = jes_uncertainty(events.Jet, CORRECTIONS / "jes.json")
+def jes(events, direction, meta):
+    unc = jes_uncertainty(events.Jet, corrections(meta) / "jes.json")
     return _shift_jets(events, 1 + unc if direction == "up" else 1 - unc)
 
 

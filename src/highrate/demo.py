@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 DEMO_SEED = 2018
-FORMAT = 2  # bump when the generator changes, so stale caches are regenerated
+FORMAT = 3  # bump when the generator changes, so stale caches are regenerated
 
 
 def cache_root(cache_dir: str | None = None) -> Path:

@@ -379,18 +379,19 @@ DY_XSEC_PB = 6077.22  # Drell-Yan M > 50 GeV cross-section used for the syntheti
 
 _DATASETS_YAML = """\
 # highrate datasets file. lumi (pb^-1) is that of the synthetic data: events / xsec, so that the
-# normalised simulation predicts as many events as the data holds.
+# normalised simulation predicts as many events as the data holds; corrections is the folder
+# of correction files and golden JSON made for these files.
 datasets:
   {mc}:
     sample: DYJetsToLL
     files: [{mc}/*.root]
     tree: Events
-    metadata: {{is_mc: true, year: "2018", xsec: {xsec}, lumi: {lumi:.6g}}}
+    metadata: {{is_mc: true, year: "2018", xsec: {xsec}, lumi: {lumi:.6g}, corrections: "{corrections}"}}
   {data}:
     sample: DATA_SingleMuon
     files: [{data}/*.root]
     tree: Events
-    metadata: {{is_mc: false, year: "2018", era: "A", lumi: {lumi:.6g}}}
+    metadata: {{is_mc: false, year: "2018", era: "A", lumi: {lumi:.6g}, corrections: "{corrections}"}}
 """
 
 
@@ -415,6 +416,7 @@ def generate_dataset_set(
 
     write_corrections(outdir / "corrections", data_files=data_files)
     yaml_path = outdir / "datasets.yaml"
-    text = _DATASETS_YAML.format(mc=MC_SAMPLE, data=DATA_SAMPLE, xsec=DY_XSEC_PB, lumi=events / DY_XSEC_PB)
+    text = _DATASETS_YAML.format(mc=MC_SAMPLE, data=DATA_SAMPLE, xsec=DY_XSEC_PB, lumi=events / DY_XSEC_PB,
+                                 corrections=(outdir / "corrections").resolve())
     yaml_path.write_text(text, encoding="utf-8")
     return yaml_path
