@@ -8,6 +8,7 @@ uses), with a :class:`Recorder` deciding what "count" and "fill" mean.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
@@ -15,12 +16,12 @@ import awkward as ak
 import hist
 import numpy as np
 
-from highrate.analysis import Analysis, Cut, Histogram, _arity, call_with
+from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
 from highrate.collections import recording_fields
 from highrate.errors import ChunkError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
 from highrate.result import Result
-from highrate.weights import event_weights
+from highrate.weights import WeightSet, event_weights
 
 NOMINAL = "nominal"
 
@@ -28,8 +29,8 @@ NOMINAL = "nominal"
 class Recorder(Protocol):
     def step(self, name: str, mask: Any, n_events: int | None) -> None: ...
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None: ...
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
-             *, dataset: str | None = None) -> None: ...
+    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+             weights: Mapping[str, Any], *, dataset: str | None = None) -> None: ...
     def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
                 dataset: str | None = None) -> None: ...
 
@@ -55,7 +56,7 @@ def run_stages(
     recorder.step("initial", None, None if tracing else len(events))
     skimmed = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
     nominal_objects = _objects(analysis, skimmed, meta, recorder if tracing else None)
-    _downstream(analysis, _with(skimmed, nominal_objects), meta, recorder, NOMINAL)
+    nominal = _downstream(analysis, _with(skimmed, nominal_objects), meta, recorder, NOMINAL)
     for variation in analysis.variations:
         if variation.mc_only and not meta.get("is_mc", False):
             continue
@@ -64,10 +65,17 @@ def run_stages(
             replaced = _guard(partial(variation, skimmed, direction, meta), where, skimmed)
             if not isinstance(replaced, Mapping):
                 raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
+            if tracing:  # the rest reads the same branches as the nominal, through the replaced fields
+                for value in replaced.values():
+                    ak.typetracer.touch_data(value)
+                break
             shifted = _with(skimmed, replaced)
-            objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=set(replaced),
+            changed = set(replaced)
+            objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=changed,
                                deps=object_deps)
-            _downstream(analysis, _with(shifted, objects), meta, recorder, f"{variation.name}{suffix}")
+            changed |= {name for name in objects if objects[name] is not nominal_objects[name]}
+            _downstream(analysis, _with(shifted, objects), meta, recorder, f"{variation.name}{suffix}",
+                        nominal=nominal, changed=changed)
 
 
 def _with(events: ak.Array, fields: Mapping[str, Any]) -> ak.Array:
@@ -101,49 +109,128 @@ def _objects(
     return values
 
 
+@dataclass
+class _Stage:
+    """What one pass of ``_downstream`` computed, and the event fields each part read, so that a
+    shape variation reuses whatever does not depend on the fields it changed."""
+
+    presel_mask: Any = None
+    presel_deps: frozenset[str] = frozenset()
+    computed: dict[str, Any] = field(default_factory=dict)
+    computed_deps: dict[str, frozenset[str]] = field(default_factory=dict)
+    weights: WeightSet | None = None
+    weight_deps: frozenset[str] = frozenset()
+    filled: dict[str, list[Filled]] = field(default_factory=dict)
+    cuts: dict[int, Any] = field(default_factory=dict)
+    cut_deps: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
 def _downstream(
-    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str
-) -> None:
-    """Preselection, quantities, weights, categories and histograms for one shape variation."""
-    nominal = variation == NOMINAL
-    events = _select(events, analysis.preselection, "presel", meta, recorder if nominal else None)
-    computed = {
-        name: _guard(partial(call_with, fn, _arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
-        for name, fn in analysis.quantities.items()
-    }
-    weights = event_weights(
-        analysis.weights, events, meta, tracing=_tracing(events),
-        call=lambda w: _guard(partial(w, events, meta), f"weight {w.name!r}", events),
-    )
-    filled = {
-        h.name: [evaluate(events, a.quantity, computed, where=f"histogram {h.name!r}") for a in h.axes]
-        for h in analysis.histograms
-    }
-    cache: dict[int, Any] = {}  # each cut evaluated once, however many categories share it
+    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str,
+    *, nominal: _Stage | None = None, changed: set[str] | None = None,
+) -> _Stage:
+    """Preselection, quantities, weights, categories and histograms for one shape variation.
+
+    For a variation, ``nominal`` and ``changed`` (fields and objects it altered) allow reuse:
+    when the preselection reads nothing changed, its mask is the nominal one, and then every
+    quantity, weight, category cut and histogram input that reads nothing changed is reused.
+    """
+    is_nominal = nominal is None
+    stage = _Stage()
+    changed = set(changed or ())
+    same_events = False
+    if nominal is not None and not (nominal.presel_deps & changed):
+        stage.presel_mask, same_events = nominal.presel_mask, True
+        events = events if stage.presel_mask is None else events[stage.presel_mask]
+    else:
+        with recording_fields() as seen:
+            events, stage.presel_mask = _select(
+                events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
+            )
+        stage.presel_deps = frozenset(seen)
+
+    def reusable(deps: frozenset[str]) -> bool:
+        return nominal is not None and same_events and not (deps & changed)
+
+    for name, fn in analysis.quantities.items():
+        if reusable(nominal.computed_deps.get(name, frozenset()) if nominal else frozenset()):
+            stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
+            continue
+        with recording_fields() as seen:
+            stage.computed[name] = _guard(partial(call_with, fn, _arity(fn, name), events, {}, meta),
+                                          f"quantity {name!r}", events)
+        stage.computed_deps[name] = frozenset(seen)
+        changed.add(name)
+    if nominal is not None and reusable(nominal.weight_deps):
+        stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
+    else:
+        with recording_fields() as seen:
+            stage.weights = event_weights(
+                analysis.weights, events, meta, tracing=_tracing(events),
+                call=lambda w: _guard(partial(w, events, meta), f"weight {w.name!r}", events),
+            )
+        stage.weight_deps = frozenset(seen)
+    for h in analysis.histograms:
+        bases = set().union(*(_base_fields(a.quantity) for a in h.axes))
+        if nominal is not None and same_events and not (bases & changed):
+            stage.filled[h.name] = nominal.filled[h.name]
+        else:
+            where = f"histogram {h.name!r}"
+            stage.filled[h.name] = [_numpy(evaluate(events, a.quantity, stage.computed, where=where), where)
+                                    for a in h.axes]
+
+    def masks(cuts: tuple[Cut, ...], where: str) -> Any:
+        for cut in cuts:
+            if id(cut) in stage.cuts:
+                continue
+            if nominal is not None and id(cut) in nominal.cuts and reusable(nominal.cut_deps[id(cut)]):
+                stage.cuts[id(cut)] = nominal.cuts[id(cut)]
+                continue
+            with recording_fields() as seen:
+                _and_cuts(events, (cut,), meta, where, stage.cuts)
+            stage.cut_deps[id(cut)] = frozenset(seen)
+        return _and_cuts(events, cuts, meta, where, stage.cuts)
+
+    weights = stage.weights
+    filled = stage.filled
     parts = analysis.subsamples.get(meta.get("sample", ""), {})
-    targets = [(f"{meta['dataset']}_{part}", _and_cuts(events, cuts, meta, f"subsample {part!r}", cache))
+    targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
                for part, cuts in parts.items()] or [(None, None)]
     cat_masks: dict[str, Any] = {}
     for cat, cuts in analysis.categories.items():
-        cat_mask = cat_masks[cat] = _and_cuts(events, cuts, meta, f"category {cat!r}", cache)
+        cat_mask = cat_masks[cat] = masks(cuts, f"category {cat!r}")
         for dataset, part_mask in targets:
             mask = _and(cat_mask, part_mask)
-            if nominal:
+            if is_nominal:
                 recorder.category(cat, mask, weights.nominal, dataset=dataset)
+            # weight variations are taken on the nominal objects only
+            fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
             for h in analysis.histograms:
-                recorder.fill(h, cat, variation, filled[h.name], mask, weights.nominal, dataset=dataset)
-                if nominal:  # weight variations are taken on the nominal objects only
-                    for name, w in weights.variations.items():
-                        recorder.fill(h, cat, name, filled[h.name], mask, w, dataset=dataset)
+                recorder.fill(h, cat, filled[h.name], mask, fills, dataset=dataset)
 
-
-    if nominal and analysis.save_columns is not None:
+    if is_nominal and analysis.save_columns is not None:
         spec = analysis.save_columns
-        values = {name: evaluate(events, q, computed, where=f"column {name!r}") for name, q in spec.fields.items()}
+        values = {name: evaluate(events, q, stage.computed, where=f"column {name!r}") for name, q in spec.fields.items()}
         chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
         for dataset, part_mask in targets:
             recorder.columns(values, {c: _and(m, part_mask) for c, m in chosen.items()}, weights.nominal,
                              dataset=dataset)
+    return stage
+
+
+def _numpy(filled: Filled, where: str) -> Filled:
+    """Values as numpy once per pass, not once per category and variation."""
+    if isinstance(filled.values, ak.Array) and _tracing(filled.values):
+        return filled
+    return Filled(to_numpy(filled.values, where=where), filled.index, filled.nth)
+
+
+def _base_fields(quantity: str) -> set[str]:
+    """The event fields or quantities a histogram axis may read (``nJetGood`` reads ``JetGood``)."""
+    m = QUANTITY_PATTERN.match(quantity)
+    assert m is not None
+    base = m["base"]
+    return {base, base[1:]} if base.startswith("n") else {base}
 
 
 def _and(a: Any, b: Any) -> Any:
@@ -195,9 +282,11 @@ def _and_cuts(
 
 def _select(
     events: ak.Array, cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any], recorder: Recorder | None,
-    apply: Callable[[Any], ak.Array] | None = None,
-) -> ak.Array:
-    """Apply the cuts (AND); the recorder, if any, counts events after each one."""
+    apply: Callable[[Any], ak.Array] | None = None, *, return_mask: bool = False,
+) -> Any:
+    """Apply the cuts (AND); the recorder, if any, counts events after each one.
+
+    With ``return_mask``: (selected events, the mask or None for no cut)."""
     record = recorder.step if recorder is not None else lambda *a: None
     mask = None
     n = None if _tracing(events) else len(events)
@@ -208,9 +297,10 @@ def _select(
         record(f"{stage}/{cut.name}", mask, None)
     if mask is None:
         record(stage, None, n)
-        return events
+        return (events, None) if return_mask else events
     record(stage, mask, None)
-    return events[mask] if apply is None else apply(mask)
+    selected = events[mask] if apply is None else apply(mask)
+    return (selected, mask) if return_mask else selected
 
 
 class ChunkRecorder:
@@ -245,26 +335,25 @@ class ChunkRecorder:
     def _n_events(self) -> int:
         return self.cutflow["presel"]
 
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
-             *, dataset: str | None = None) -> None:
-        h = make_hist(histogram)
+    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+             weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
+        """Fill one histogram per variation in ``weights``; the values are selected once."""
         index = axes[0].index
-        values = [to_numpy(a.values, where=f"histogram {histogram.name!r}") for a in axes]
+        values = [a.values for a in axes]
         if any(a.index is not None and (index is None or len(a.values) != len(axes[0].values)) for a in axes[1:]):
             raise UnknownQuantityError(
                 f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
             )
-        w = weights
-        if index is not None:
-            keep = None if mask is None else mask[index]
-            w = None if weights is None else weights[index]
-        else:
-            keep = mask
-        if keep is not None:
+        keep = None
+        if mask is not None:
+            keep = np.flatnonzero(mask if index is None else mask[index])
             values = [v[keep] for v in values]
-            w = None if w is None else w[keep]
-        h.fill(*values, weight=w if w is not None else np.ones(len(values[0])))
-        self.result.histograms[(histogram.name, dataset or self.dataset, category, variation)] = h
+        rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
+        ds = dataset or self.dataset
+        for variation, w in weights.items():
+            h = make_hist(histogram)
+            h.fill(*values, weight=None if w is None else (w if rows is None else w[rows]))
+            self.result.histograms[(histogram.name, ds, category, variation)] = h
 
 
 def _columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, n: int) -> dict[str, Any]:
@@ -315,8 +404,11 @@ class TraceRecorder:
             if x is not None:
                 ak.typetracer.touch_data(x)
 
-    def fill(self, histogram: Histogram, category: str, variation: str, axes: list[Filled], mask: Any, weights: Any,
-             *, dataset: str | None = None) -> None:
+    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+             weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
+        for x in weights.values():
+            if isinstance(x, ak.Array):
+                ak.typetracer.touch_data(x)
         for a in axes:
             for x in (a.values, a.index):
                 if isinstance(x, ak.Array):
