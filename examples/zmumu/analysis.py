@@ -8,6 +8,7 @@ The correction files are taken from the dataset metadata key ``corrections`` (a 
 ``highrate generate`` writes), else from ./corrections next to this file.
 """
 
+import dataclasses
 from pathlib import Path
 
 import awkward as ak
@@ -17,7 +18,7 @@ from highrate import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight
 from highrate.categories import cartesian
 from highrate.corrections import jes_uncertainty, muon_sf, pileup_weight
 from highrate.jagged import nth_value
-from highrate.kinematics import leading_pair_mass
+from highrate.kinematics import leading_pair_mass, scale_pt
 from highrate.lumimask import LumiMask
 from highrate.randomness import normal_from_keys
 
@@ -76,14 +77,8 @@ def muon_scale_factors(name):
 
 def _shift_jets(events, factor):
     """Jets with pt scaled by ``factor`` (jagged), and MET corrected for the change."""
-    jets = events.Jet
-    new_pt = jets.pt * factor
-    dpx = ak.sum((new_pt - jets.pt) * np.cos(jets.phi), axis=1)
-    dpy = ak.sum((new_pt - jets.pt) * np.sin(jets.phi), axis=1)
-    mex = events.MET.pt * np.cos(events.MET.phi) - dpx
-    mey = events.MET.pt * np.sin(events.MET.phi) - dpy
-    met = ak.zip({"pt": np.hypot(mex, mey), "phi": np.arctan2(mey, mex)})
-    return {"Jet": ak.with_field(jets, ak.values_astype(new_pt, np.float32), "pt"), "MET": met}
+    jets, met = scale_pt(events.Jet, factor, events.MET)
+    return {"Jet": jets, "MET": met}
 
 
 def jes(events, direction, meta):
@@ -146,3 +141,22 @@ analysis = Analysis(
         Histogram("MET_pt", Axis("MET.pt", 50, 0, 200, label=r"$p_T^{miss}$ [GeV]")),
     ],
 )
+
+
+def _nominal_weights():
+    def pileup_nominal(events, params, meta):
+        return pileup_weight(events, corrections(meta) / "pileup.json", "nominal")
+
+    def muon_nominal(name):
+        def weight(events, params, meta):
+            return muon_sf(events.MuonGood, corrections(meta) / "muon_sf.json", name=name)
+        return weight
+
+    return [analysis.weights[0], analysis.weights[1], Weight("pileup", pileup_nominal),
+            Weight("muon_id", muon_nominal("muon_id_sf")), Weight("muon_iso", muon_nominal("muon_iso_sf"))]
+
+
+# The same selection, categories and corrections at their nominal values, without variations:
+# the reference point for what systematics cost (benchmarks/bench_systematics.py).
+without_systematics = dataclasses.replace(analysis, name="zmumu_no_syst", weights=tuple(_nominal_weights()),
+                                          variations=())

@@ -69,3 +69,35 @@ def _f64(x: Any) -> Any:
     if isinstance(x, ak.Array):
         return ak.values_astype(x, np.float64)
     return np.asarray(x, dtype=np.float64)
+
+
+def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Array]:
+    """Objects with ``pt`` multiplied by a per-object ``factor``, and MET corrected for the change.
+
+    ``factor`` is jagged like ``objects.pt``; ``met`` a record with ``pt`` and ``phi``. The new
+    pt is float32 as in NanoAOD; MET gets ``-Σ Δpx``, ``-Σ Δpy``. The usual propagation of a jet
+    energy scale or resolution shift.
+    """
+    if is_typetracer(objects.pt):
+        new_pt = ak.values_astype(objects.pt * factor, np.float32)
+        dpt = new_pt - objects.pt
+        dpx, dpy = ak.sum(dpt * np.cos(objects.phi), axis=1), ak.sum(dpt * np.sin(objects.phi), axis=1)
+    else:
+        pt, starts, counts = flat_parts(objects.pt)
+        phi = flat_parts(objects.phi)[0]
+        scale = flat_parts(factor)[0] if isinstance(factor, ak.Array) else np.asarray(factor)
+        index = np.repeat(starts, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))
+        old = pt[index]
+        new = (old * scale).astype(np.float32)
+        dpt = (new - old).astype(np.float64)
+        event = np.repeat(np.arange(len(counts)), counts)
+        dpx = np.bincount(event, dpt * np.cos(phi[index]), minlength=len(counts))
+        dpy = np.bincount(event, dpt * np.sin(phi[index]), minlength=len(counts))
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        new_pt = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(new)))
+        objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
+    mex = met.pt * np.cos(met.phi) - dpx
+    mey = met.pt * np.sin(met.phi) - dpy
+    new_met = ak.zip({"pt": ak.values_astype(np.hypot(mex, mey), np.float32),
+                      "phi": ak.values_astype(np.arctan2(mey, mex), np.float32)})
+    return ak.with_field(objects, new_pt, "pt"), new_met
