@@ -38,7 +38,9 @@ def main() -> None:
         generate_dataset_set(work, events=args.events, files=args.files, seed=11, compression="zstd")
     mc = [d for d in highrate.load_datasets(yaml_path) if d.is_mc]
     import importlib.util
+    import sys
 
+    sys.path.insert(0, str(REPO / "examples/zmumu"))  # the example imports analysis_nominal
     spec = importlib.util.spec_from_file_location("zmumu_full", REPO / "examples/zmumu/analysis.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

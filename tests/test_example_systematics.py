@@ -112,3 +112,26 @@ def test_jer_is_reproducible_and_moves_jets_only(run, sample):
                                       out.result.histograms[("mll", mc.name, "baseline", "nominal")].values())
     met = {v: out.result.histograms[("MET_pt", mc.name, "baseline", v)].values() for v in ("nominal", "JESUp")}
     assert not np.array_equal(met["nominal"], met["JESUp"])  # MET follows the jets
+
+
+def test_worker_processes_get_the_example_and_its_helper_module(run):
+    datasets, out = run
+    mc = next(d for d in datasets if d.is_mc)
+    # analysis.py imports analysis_nominal.py from its folder: it travels to the workers by value
+    parallel = highrate.run(highrate.load_analysis(EXAMPLE / "analysis.py"), [mc],
+                            options=highrate.RunOptions(executor="processes", workers=2, chunk_size=8000))
+    assert parallel.result.failed == []
+    for key, h in out.result.histograms.items():
+        if key[1] == mc.name:
+            np.testing.assert_allclose(parallel.result.histograms[key].values(), h.values(), rtol=1e-12, err_msg=str(key))
+
+
+def test_editing_a_helper_module_changes_the_analysis_hash(tmp_path):
+    import shutil
+
+    copy = tmp_path / "zmumu"
+    shutil.copytree(EXAMPLE, copy)
+    before = highrate.load_analysis(copy / "analysis.py").hash()
+    helper = copy / "analysis_nominal.py"
+    helper.write_text(helper.read_text().replace('"lead_pt": 25', '"lead_pt": 26'))
+    assert highrate.load_analysis(copy / "analysis.py").hash() != before

@@ -1,6 +1,6 @@
 """The reference Z→μμ analysis with corrections and systematics.
 
-On top of analysis_nominal.py: the golden-JSON luminosity mask on data, normalisation to
+On top of analysis_nominal.py (whose selection and histograms it imports): the golden-JSON luminosity mask on data, normalisation to
 cross-section x luminosity / sum of genWeight, pileup reweighting and muon ID/ISO scale factors
 from correctionlib files (each with up/down), jet energy scale and resolution shifts (jets and
 MET, objects re-run), and a cartesian category of jet multiplicity x leading-muon charge.
@@ -13,12 +13,13 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+from analysis_nominal import analysis as nominal  # the selection and histograms, shared
 
 from highrate import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight
 from highrate.categories import cartesian
 from highrate.corrections import jes_uncertainty, muon_sf, pileup_weight
 from highrate.jagged import nth_value
-from highrate.kinematics import leading_pair_mass, scale_pt
+from highrate.kinematics import scale_pt
 from highrate.lumimask import LumiMask
 from highrate.randomness import normal_from_keys
 
@@ -29,24 +30,6 @@ _golden: dict[Path, LumiMask] = {}
 def corrections(meta) -> Path:
     return Path(meta.get("corrections", CORRECTIONS))
 JER_RESOLUTION = 0.05  # relative smearing width of the JER variation
-
-
-def muon_good(events):
-    mu = events.Muon
-    return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
-
-
-def jet_good(events):
-    jet = events.Jet
-    return jet[(jet.pt > 30) & (abs(jet.eta) < 2.4) & (jet.jetId >= 2)]
-
-
-def dilepton(events, params):
-    mu = events.MuonGood
-    lead_pt = nth_value(mu.pt, 0, fill=0.0)
-    charge = nth_value(mu.charge, 0, fill=0) * nth_value(mu.charge, 1, fill=0)
-    mll = events.mll
-    return (ak.num(mu) == 2) & (lead_pt > params["lead_pt"]) & (charge < 0) & (mll > params["mll"][0]) & (mll < params["mll"][1])
 
 
 def lumi_mask(events, params, meta):
@@ -109,19 +92,9 @@ _jets = {"0j": [Cut("0j", lambda ev: ak.num(ev.JetGood) == 0)],
 
 analysis = Analysis(
     name="zmumu",
-    skim=[
-        Cut("lumi_mask", lumi_mask),
-        Cut("PV_npvsGood", lambda ev: ev.PV.npvsGood > 0),
-        Cut("goodVertices", lambda ev: ev.Flag.goodVertices),
-        Cut("muon_pt18", lambda ev: ak.any(ev.Muon.pt > 18, axis=1)),
-        Cut("HLT_IsoMu24", lambda ev: ev.HLT.IsoMu24),
-    ],
-    objects={
-        "MuonGood": muon_good,
-        "JetGood": jet_good,
-        "mll": lambda ev: leading_pair_mass(ev.MuonGood),
-    },
-    preselection=[Cut("dilepton", dilepton, params={"lead_pt": 25, "mll": (60, 120)})],
+    skim=[Cut("lumi_mask", lumi_mask), *nominal.skim],
+    objects=nominal.objects,  # MuonGood, JetGood, mll
+    preselection=nominal.preselection,
     categories={"baseline": [], **cartesian({"jets": _jets, "charge": _leading})},
     weights=[
         Weight("genWeight", lambda ev: ev.genWeight),
@@ -131,15 +104,7 @@ analysis = Analysis(
         Weight("muon_iso", muon_scale_factors("muon_iso_sf"), varied=True),
     ],
     variations=[ShapeVariation("JES", jes), ShapeVariation("JER", jer)],
-    histograms=[
-        Histogram("mll", Axis("mll", 120, 60, 120, label=r"$m_{\mu\mu}$ [GeV]")),
-        Histogram("MuonGood_pt_1", Axis("MuonGood.pt[0]", 100, 0, 200, label=r"Leading muon $p_T$ [GeV]")),
-        Histogram("MuonGood_eta_1", Axis("MuonGood.eta[0]", 50, -2.5, 2.5, label=r"Leading muon $\eta$")),
-        Histogram("MuonGood_phi_1", Axis("MuonGood.phi[0]", 64, -3.2, 3.2, label=r"Leading muon $\phi$")),
-        Histogram("nJetGood", Axis("nJetGood", 10, 0, 10, label="Number of good jets")),
-        Histogram("JetGood_pt_1", Axis("JetGood.pt[0]", 100, 0, 500, label=r"Leading jet $p_T$ [GeV]")),
-        Histogram("MET_pt", Axis("MET.pt", 50, 0, 200, label=r"$p_T^{miss}$ [GeV]")),
-    ],
+    histograms=[*nominal.histograms, Histogram("MET_pt", Axis("MET.pt", 50, 0, 200, label=r"$p_T^{miss}$ [GeV]"))],
 )
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cloudpickle
+
 from highrate.errors import ConfigError, did_you_mean
 
 QUANTITY_PATTERN = re.compile(r"^(?P<base>[A-Za-z_]\w*)(?:\.(?P<field>[A-Za-z_]\w*))?(?:\[(?P<index>\d+)\])?$")
@@ -289,7 +291,12 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
     spec = importlib.util.spec_from_file_location(f"highrate_analysis_{digest}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent.resolve()))  # let the analysis import its helper modules
+    folder = path.parent.resolve()
+    sys.path.insert(0, str(folder))  # let the analysis import its helper modules
+    # re-import them, so that an edit is seen and a same-named module of another folder does not shadow them
+    for name in [m.__name__ for m in _local_modules(folder)] + [f.stem for f in folder.glob("*.py")]:
+        if name.split(".")[0] != "highrate":
+            sys.modules.pop(name, None)
     try:
         spec.loader.exec_module(module)
     except ConfigError as err:
@@ -303,6 +310,11 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
         ) from err
     finally:
         sys.path.pop(0)
+    helpers = _local_modules(folder)
+    for helper in helpers:  # workers need not have the analysis folder: ship its modules by value
+        cloudpickle.register_pickle_by_value(helper)
+    # the helpers' sources are part of the definition: editing one must not reuse checkpoints
+    source += "".join(f"\n# module {m.__name__}\n{Path(m.__file__).read_text()}" for m in helpers)
     found = getattr(module, "analysis", None)
     if not isinstance(found, Analysis):
         names = [k for k, v in vars(module).items() if isinstance(v, Analysis)]
@@ -311,6 +323,18 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
     from dataclasses import replace
 
     return replace(found, source=source, name=found.name if found.name != "analysis" else path.stem)
+
+
+def _local_modules(folder: Path) -> list[Any]:
+    """Imported modules whose files lie below ``folder``: the analysis' own helper modules."""
+    found = []
+    for name, module in sorted(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or name.split(".")[0] in ("highrate", "__main__") or "site-packages" in file:
+            continue
+        if Path(file).resolve().is_relative_to(folder):
+            found.append(module)
+    return found
 
 
 def _user_line(err: BaseException, filename: str) -> str:
