@@ -65,3 +65,29 @@ def test_scheduler_address_from_cli(dask_cluster, sample, zmumu_path, sequential
         written = pickle.load(f)
     for (name, ds, cat, var), h in sequential.histograms.items():
         np.testing.assert_array_equal(written[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
+
+
+def test_processes_from_a_fresh_command_fork_and_match(sample, zmumu_path, sequential, tmp_path):
+    """A fresh single-threaded command forks its workers (the forkserver path runs in-process above)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, highrate\n"
+        "from highrate.executors.local import ProcessExecutor\n"
+        "ex = ProcessExecutor(workers=2)\n"
+        "print('start method', ex.start_method)\n"
+        "o = highrate.run(highrate.load_analysis(sys.argv[1]), highrate.load_datasets(sys.argv[2]),\n"
+        "                 options=highrate.RunOptions(chunk_size=7000), executor=ex)\n"
+        "ex.close()\n"
+        "import pickle; pickle.dump(o.result.histograms, open(sys.argv[3], 'wb'))\n"
+    )
+    out = tmp_path / "h.pkl"
+    done = subprocess.run([sys.executable, "-c", code, str(zmumu_path), str(sample), str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "start method fork" in done.stdout
+    with out.open("rb") as f:
+        forked = pickle.load(f)
+    for k, h in sequential.histograms.items():
+        np.testing.assert_array_equal(forked[k].values(), h.values(), err_msg=str(k))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
@@ -29,8 +31,11 @@ class SequentialExecutor:
 
 
 class ProcessExecutor:
-    """A pool of local worker processes (forkserver: safe with threads, fast to fork).
+    """A pool of local worker processes.
 
+    On Linux, when this process runs no other thread, workers are forked: they start at once
+    with everything already imported (~0.4 s less than a fresh interpreter). Otherwise, since
+    forking a threaded process can deadlock, a forkserver with highrate preloaded is used.
     At most ``2 * workers`` items are in flight, so memory stays bounded however many chunks.
     """
 
@@ -42,8 +47,12 @@ class ProcessExecutor:
         self.workers = workers or os.cpu_count() or 1
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}.")
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["highrate.worker"])
+        if sys.platform == "linux" and threading.active_count() == 1:
+            context = multiprocessing.get_context("fork")
+        else:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["highrate.worker"])
+        self.start_method = context.get_start_method()
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
         # start the workers now, so their imports overlap with the driver's metadata and tracing
         for _ in range(self.workers):
