@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
@@ -48,5 +47,3 @@ class Registry(Generic[T]):
             return loaded
         return target
 
-
-Factory = Callable[..., object]
