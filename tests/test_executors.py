@@ -6,6 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
+from compare import assert_same_result
 
 import highrate
 from highrate.cli import main
@@ -38,21 +39,13 @@ def sequential(sample, zmumu_path):
     return highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=7000)).result
 
 
-def _same(a: highrate.Result, b: highrate.Result) -> None:
-    assert a.histograms.keys() == b.histograms.keys()
-    for k, h in a.histograms.items():
-        np.testing.assert_array_equal(h.values(), b.histograms[k].values(), err_msg=str(k))
-        np.testing.assert_array_equal(h.variances(), b.histograms[k].variances(), err_msg=str(k))
-    assert a.cutflow == b.cutflow and a.counts == b.counts
-
-
 def test_scheduler_address_from_python(dask_cluster, sample, zmumu_path, sequential):
     analysis = highrate.load_analysis(zmumu_path)
     datasets = highrate.load_datasets(sample)
     options = highrate.RunOptions(scheduler=dask_cluster.scheduler_address, chunk_size=7000)
     outcome = highrate.run(analysis, datasets, options=options)
     assert outcome.executor == "dask"
-    _same(outcome.result, sequential)
+    assert_same_result(outcome.result, sequential)
 
 
 def test_scheduler_address_from_cli(dask_cluster, sample, zmumu_path, sequential, tmp_path):

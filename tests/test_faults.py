@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compare import assert_same_result
 
 import highrate
 from highrate.cli import main
@@ -30,15 +31,6 @@ def setup(sample):
     return analysis, datasets, clean
 
 
-def same(a: highrate.Result, b: highrate.Result) -> None:
-    assert a.histograms.keys() == b.histograms.keys()
-    for k, h in a.histograms.items():
-        np.testing.assert_array_equal(h.values(), b.histograms[k].values(), err_msg=str(k))
-        np.testing.assert_array_equal(h.variances(), b.histograms[k].variances(), err_msg=str(k))
-    assert a.cutflow == b.cutflow
-    assert a.counts == b.counts
-
-
 @pytest.mark.parametrize("executor", ["sequential", "processes"])
 def test_chunk_failing_once_is_retried_and_counted_once(setup, tmp_path, monkeypatch, executor):
     _, datasets, clean = setup
@@ -50,7 +42,7 @@ def test_chunk_failing_once_is_retried_and_counted_once(setup, tmp_path, monkeyp
     assert outcome.chunk_counts["retried"] == 1
     assert outcome.chunk_counts["computed"] == clean.chunks
     assert outcome.result.failed == []
-    same(outcome.result, clean.result)
+    assert_same_result(outcome.result, clean.result)
 
 
 def test_no_retries_reports_the_failure(setup, tmp_path, monkeypatch):
@@ -74,7 +66,7 @@ def test_killed_dask_worker_loses_nothing(setup, tmp_path, monkeypatch):
     outcome = highrate.run(analysis, datasets, options=options)
     assert marker.exists()  # a worker really died mid-run
     assert outcome.result.failed == []
-    same(outcome.result, clean.result)
+    assert_same_result(outcome.result, clean.result)
 
 
 def test_file_that_becomes_unreadable_is_excluded_exactly(setup, tmp_path):
@@ -103,7 +95,7 @@ def test_file_that_becomes_unreadable_is_excluded_exactly(setup, tmp_path):
 
     assert sum(b - a for a, b in ranges) == uproot.open(victim_src)["Events"].num_entries
     assert all(f["attempts"] == 2 for f in failed)
-    same(outcome.result, reference.result)
+    assert_same_result(outcome.result, reference.result)
 
 
 def _cli_run(out: Path, sample: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

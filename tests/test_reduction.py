@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import threading
 
-import numpy as np
 import pytest
+from compare import assert_same_result
 
 import highrate
 import highrate.runner as runner
@@ -18,14 +18,6 @@ from highrate.worker import summarize
 @pytest.fixture(scope="module")
 def inputs(sample, zmumu_path):
     return highrate.load_analysis(zmumu_path), highrate.load_datasets(sample)
-
-
-def same(a: highrate.Result, b: highrate.Result) -> None:
-    assert a.histograms.keys() == b.histograms.keys()
-    for k, h in a.histograms.items():
-        np.testing.assert_array_equal(h.values(), b.histograms[k].values(), err_msg=str(k))
-        np.testing.assert_array_equal(h.variances(), b.histograms[k].variances(), err_msg=str(k))
-    assert a.cutflow == b.cutflow and a.counts == b.counts and a.categories == b.categories
 
 
 def test_tree_on_the_cluster_matches_and_the_driver_gets_summaries(inputs, monkeypatch):
@@ -52,7 +44,7 @@ def test_tree_on_the_cluster_matches_and_the_driver_gets_summaries(inputs, monke
 
         monkeypatch.setattr(ex, "map_keep", spy)
         tree = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=1000), executor=ex)
-    same(tree.result, flat.result)
+    assert_same_result(tree.result, flat.result)
     assert all(not r.histograms for r in seen_by_driver)
     assert combined.count(runner.FAN_IN) >= 2 and sum(combined) >= flat.chunks
 
@@ -80,7 +72,7 @@ def test_stuck_read_is_bounded_by_the_chunk_timeout(inputs, tmp_path):
     assert failure["file"] == str(fifo) and "TimeoutError" in failure["error"] and "1 s" in failure["error"]
     alone = highrate.run(analysis, [highrate.Dataset(good.name, good.sample, good.files[:1], metadata=good.metadata)],
                          options=highrate.RunOptions(chunk_size=100_000))
-    same(outcome.result, alone.result)
+    assert_same_result(outcome.result, alone.result)
 
 
 def test_scheduler_workers_with_another_highrate_are_named(monkeypatch):

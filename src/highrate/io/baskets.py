@@ -189,13 +189,15 @@ def _decompress(payload: memoryview, objlen: int) -> bytearray:
 
 def basket_ranges(layouts: Sequence[BranchLayout], start: int, stop: int) -> int:
     """Compressed bytes of the baskets holding ``[start, stop)`` of these branches."""
+    return sum(span_bytes(layout.entries, layout.nbytes, start, stop) for layout in layouts)
+
+
+def span_bytes(entries: np.ndarray, nbytes: np.ndarray, start: int, stop: int) -> int:
+    """Compressed bytes of the baskets (entry boundaries ``entries``) holding ``[start, stop)``."""
     if stop <= start:
         return 0
-    total = 0
-    for layout in layouts:
-        first, last = _basket_span(layout, start, stop)
-        total += int(layout.nbytes[first:last].sum())
-    return total
+    first = max(int(np.searchsorted(entries, start, side="right")) - 1, 0)
+    return int(nbytes[first : int(np.searchsorted(entries, stop, side="left"))].sum())
 
 
 def _basket_span(layout: BranchLayout, start: int, stop: int) -> tuple[int, int]:
