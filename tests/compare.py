@@ -16,3 +16,19 @@ def assert_same_result(a: highrate.Result, b: highrate.Result) -> None:
     assert a.cutflow == b.cutflow
     assert a.counts == b.counts
     assert a.categories == b.categories
+
+
+def assert_matches_reference(result: highrate.Result, truth: dict[str, dict]) -> None:
+    """Cutflows, counts, yields and the baseline histograms equal ``reference_zmumu``'s numbers."""
+    assert result.failed == []
+    for ds, exp in truth.items():
+        assert result.cutflow[ds] == exp["cutflow"], ds
+        assert result.counts[ds]["total"] == exp["n"]
+        assert result.counts[ds]["skimmed"] == exp["cutflow"]["skim"]
+        assert result.counts[ds]["preselected"] == exp["cutflow"]["presel"]
+        assert result.categories[ds]["baseline"][0] == exp["cutflow"]["presel"]
+        assert result.categories[ds]["baseline"][1] == exp["sumw"]
+        for name, (sumw, sumw2) in exp["hists"].items():
+            h = result.histograms[(name, ds, "baseline", "nominal")]
+            np.testing.assert_array_equal(h.values(), sumw, err_msg=f"{name} {ds}")
+            np.testing.assert_array_equal(h.variances(), sumw2, err_msg=f"{name} {ds}")

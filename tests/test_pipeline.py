@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import uproot
+from compare import assert_matches_reference
 from reference_zmumu import HISTS, analyse, combine, read
 
 import highrate
@@ -28,19 +29,7 @@ def setup(sample, zmumu_path):
 
 
 def check(outcome: highrate.RunOutcome, truth: dict[str, dict]) -> None:
-    r = outcome.result
-    assert r.failed == []
-    for ds, exp in truth.items():
-        assert r.cutflow[ds] == exp["cutflow"], ds
-        assert r.counts[ds]["total"] == exp["n"]
-        assert r.counts[ds]["skimmed"] == exp["cutflow"]["skim"]
-        assert r.counts[ds]["preselected"] == exp["cutflow"]["presel"]
-        assert r.categories[ds]["baseline"][0] == exp["cutflow"]["presel"]
-        assert r.categories[ds]["baseline"][1] == exp["sumw"]
-        for name, (sumw, sumw2) in exp["hists"].items():
-            h = r.histograms[(name, ds, "baseline", "nominal")]
-            np.testing.assert_array_equal(h.values(), sumw, err_msg=f"{name} {ds}")
-            np.testing.assert_array_equal(h.variances(), sumw2, err_msg=f"{name} {ds}")
+    assert_matches_reference(outcome.result, truth)
 
 
 def test_sample_has_signal(setup):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compare import assert_same_result
 
 import highrate
 from highrate.cli import main
@@ -79,12 +80,7 @@ def test_workers_run_in_slurm_jobs_and_give_identical_histograms(slurm, sample, 
     finally:
         executor.close()
     assert outcome.executor == "cluster:ci-slurm"
-    got = outcome.result
-    assert got.histograms.keys() == sequential.histograms.keys()
-    for k, h in sequential.histograms.items():
-        np.testing.assert_array_equal(got.histograms[k].values(), h.values(), err_msg=str(k))
-        np.testing.assert_array_equal(got.histograms[k].variances(), h.variances(), err_msg=str(k))
-    assert got.cutflow == sequential.cutflow and got.counts == sequential.counts
+    assert_same_result(outcome.result, sequential)
     # the workers wrote their logs where the profile says
     assert any(slurm.glob("highrate-ci-slurm-*.err"))
 

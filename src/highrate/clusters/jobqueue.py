@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from highrate.clusters.kinds import WORKER_KEYS, scale
+from highrate.clusters.kinds import WORKER_KEYS, scaled
 from highrate.clusters.optional import require
 from highrate.clusters.profile import ClusterProfile
 from highrate.errors import ConfigError
@@ -46,12 +46,7 @@ class JobqueueKind:
         cluster = getattr(jobqueue, self.cluster_class)(
             **self.options(profile), scheduler_options=scheduler_options(profile),
         )
-        try:
-            scale(cluster, profile, by_jobs=True)
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+        return scaled(cluster, profile, by_jobs=True)
 
     def options(self, profile: ClusterProfile) -> dict[str, Any]:
         """Keyword arguments shared by the jobqueue cluster and job classes."""

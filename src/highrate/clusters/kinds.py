@@ -60,3 +60,13 @@ def scale(cluster: Any, profile: ClusterProfile, *, by_jobs: bool) -> None:
         cluster.scale(jobs=n)
     else:
         cluster.scale(n)
+
+
+def scaled(cluster: Any, profile: ClusterProfile, *, by_jobs: bool) -> Any:
+    """``cluster`` scaled as the profile says; closed again if scaling fails."""
+    try:
+        scale(cluster, profile, by_jobs=by_jobs)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from highrate.clusters.kinds import WORKER_KEYS, scale
+from highrate.clusters.kinds import WORKER_KEYS, scaled
 from highrate.clusters.optional import require
 from highrate.clusters.profile import ClusterProfile
 from highrate.errors import ConfigError
@@ -44,12 +44,7 @@ class KubernetesKind:
     def start(self, profile: ClusterProfile) -> Any:
         operator = require("dask_kubernetes.operator", extra="kubernetes", purpose=f"{profile.where} (kind 'kubernetes')")
         cluster = operator.KubeCluster(custom_cluster_spec=self.spec(profile), namespace=profile.namespace)
-        try:
-            scale(cluster, profile, by_jobs=False)
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+        return scaled(cluster, profile, by_jobs=False)
 
 
 def _pod_name(profile: ClusterProfile) -> str:

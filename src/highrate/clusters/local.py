@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from highrate.clusters.kinds import WORKER_KEYS, scale
+from highrate.clusters.kinds import WORKER_KEYS, scaled
 from highrate.clusters.profile import ClusterProfile
 from highrate.errors import ConfigError
 
@@ -39,12 +39,7 @@ class LocalKind:
         import distributed
 
         cluster = distributed.LocalCluster(**self.options(profile))
-        try:
-            scale(cluster, profile, by_jobs=False)
-        except BaseException:
-            cluster.close()
-            raise
-        return cluster
+        return scaled(cluster, profile, by_jobs=False)
 
 
 @dataclass(frozen=True)
