@@ -1,4 +1,11 @@
-"""Datasets: the YAML file that says which files an analysis runs on, kept apart from the analysis."""
+"""Datasets: the YAML file that says which files an analysis runs on, kept apart from the analysis.
+
+Files are local paths or globs, URLs (``root://``, ``https://``, ``davs://``), a mapping
+``{replicas: [URL, URL, ...]}`` for one file with several copies, or ``rucio://SCOPE:NAME``,
+which stands for every file of a Rucio DID with all their replicas. An optional top-level
+``sources:`` section sets the read timeout, the CA bundle for HTTPS and how Rucio replicas are
+chosen (:class:`highrate.rucio_datasets.RucioSettings`).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +18,14 @@ from typing import Any
 
 import yaml
 
-from highrate.errors import DatasetError, did_you_mean
+from highrate.errors import ConfigError, DatasetError, did_you_mean
+from highrate.io.sources import AccessOptions, source_for
+from highrate.replicas import FileLocations
+from highrate.rucio_datasets import PREFIX as RUCIO_PREFIX
+from highrate.rucio_datasets import RucioSettings, resolve
 
 DATASET_KEYS = ("sample", "files", "tree", "metadata")
+SOURCES_KEYS = ("timeout", "ca_file", "rucio")
 REQUIRED_METADATA = ("is_mc",)
 _GLOB_CHARS = set("*?[")
 
@@ -27,14 +39,23 @@ class Dataset:
     files: tuple[str, ...]
     tree: str = "Events"
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    locations: Mapping[str, FileLocations] = field(default_factory=dict)  # files with replicas
+    access: AccessOptions = field(default_factory=AccessOptions)
 
     @property
     def is_mc(self) -> bool:
         return bool(self.metadata["is_mc"])
 
+    def where(self, name: str) -> FileLocations:
+        """The replicas of file ``name`` (just itself unless the datasets file gave more)."""
+        return self.locations.get(name) or FileLocations.single(name)
 
-def load_datasets(path: str | os.PathLike[str]) -> list[Dataset]:
-    """Read and validate a datasets YAML file; relative paths are relative to the file's folder."""
+
+def load_datasets(path: str | os.PathLike[str], *, refresh: bool = False) -> list[Dataset]:
+    """Read and validate a datasets YAML file; relative paths are relative to the file's folder.
+
+    ``rucio://`` entries are resolved (or taken from the cache; ``refresh`` asks Rucio again).
+    """
     path = Path(path)
     try:
         text = path.read_text()
@@ -60,19 +81,48 @@ def load_datasets(path: str | os.PathLike[str]) -> list[Dataset]:
         )
     if not doc["datasets"]:
         raise DatasetError(f"datasets file {str(path)!r}: 'datasets:' is empty; it defines no datasets.")
-    extra = [k for k in doc if k != "datasets"]
+    extra = [k for k in doc if k not in ("datasets", "sources")]
     if extra:
         raise DatasetError(
-            f"datasets file {str(path)!r}: unknown top-level key {extra[0]!r}; only 'datasets' is allowed."
+            f"datasets file {str(path)!r}: unknown top-level key {extra[0]!r}; only 'datasets' and "
+            f"'sources' are allowed." + did_you_mean(str(extra[0]), ["datasets", "sources"])
         )
+    access, rucio = parse_sources(doc.get("sources"), base=path.parent.absolute(), where=f"datasets file {str(path)!r}")
     return [
-        parse_dataset(name, entry, base=path.parent.absolute(), source=str(path))
+        parse_dataset(name, entry, base=path.parent.absolute(), source=str(path), access=access, rucio=rucio,
+                      refresh=refresh)
         for name, entry in doc["datasets"].items()
     ]
 
 
-def parse_dataset(name: str, entry: Any, *, base: Path, source: str) -> Dataset:
-    """Validate one ``datasets:`` entry and expand its file patterns."""
+def parse_sources(raw: Any, *, base: Path, where: str) -> tuple[AccessOptions, RucioSettings]:
+    """The ``sources:`` section: read timeout, CA bundle and Rucio settings."""
+    if raw is None:
+        return AccessOptions(), RucioSettings()
+    where = f"{where}, 'sources'"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping with keys {', '.join(SOURCES_KEYS)}.")
+    for key in raw:
+        if key not in SOURCES_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}; valid keys: {', '.join(SOURCES_KEYS)}." + did_you_mean(str(key), SOURCES_KEYS)
+            )
+    timeout = raw.get("timeout", AccessOptions.timeout)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where}: 'timeout' must be a positive number of seconds, not {timeout!r}.")
+    ca = raw.get("ca_file")
+    if ca is not None:
+        ca = str(ca) if os.path.isabs(str(ca)) else str(base / str(ca))
+        if not os.path.exists(ca):
+            raise ConfigError(f"{where}: 'ca_file' {ca!r} does not exist.")
+    return AccessOptions(timeout=float(timeout), ca_file=ca), RucioSettings.from_mapping(raw.get("rucio"), where=where)
+
+
+def parse_dataset(
+    name: str, entry: Any, *, base: Path, source: str, access: AccessOptions | None = None,
+    rucio: RucioSettings | None = None, refresh: bool = False,
+) -> Dataset:
+    """Validate one ``datasets:`` entry, expand its file patterns and resolve its Rucio DIDs."""
     where = f"datasets file {source!r}, dataset {name!r}"
     if not isinstance(entry, dict):
         raise DatasetError(f"{where}: the entry must be a mapping with keys {', '.join(DATASET_KEYS)}.")
@@ -85,8 +135,11 @@ def parse_dataset(name: str, entry: Any, *, base: Path, source: str) -> Dataset:
     files = entry.get("files")
     if isinstance(files, str):
         files = [files]
-    if not files or not isinstance(files, list) or not all(isinstance(f, str) for f in files):
-        raise DatasetError(f"{where}: 'files' must be a non-empty list of paths, globs or URLs.")
+    if not files or not isinstance(files, list) or not all(isinstance(f, str | dict) for f in files):
+        raise DatasetError(
+            f"{where}: 'files' must be a non-empty list of paths, globs, URLs, rucio://SCOPE:NAME "
+            f"or {{replicas: [URL, ...]}}."
+        )
     metadata = entry.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise DatasetError(f"{where}: 'metadata' must be a mapping (e.g. {{is_mc: true, year: '2018'}}).")
@@ -101,36 +154,74 @@ def parse_dataset(name: str, entry: Any, *, base: Path, source: str) -> Dataset:
     tree = entry.get("tree", "Events")
     if not isinstance(tree, str) or not tree:
         raise DatasetError(f"{where}: 'tree' must be a tree name such as 'Events'.")
+    located = expand_files(files, base=base, where=where, rucio=rucio, refresh=refresh)
     return Dataset(
         name=str(name),
         sample=str(entry.get("sample", name)),
-        files=tuple(expand_files(files, base=base, where=where)),
+        files=tuple(f.name for f in located),
         tree=tree,
         metadata=dict(metadata),
+        locations={f.name: f for f in located if f.replicas != (f.name,)},
+        access=access or AccessOptions(),
     )
 
 
-def expand_files(patterns: list[str], *, base: Path, where: str) -> list[str]:
-    """Expand local globs (sorted, relative to ``base``); URLs and plain paths pass through."""
-    out: list[str] = []
+def expand_files(
+    patterns: list[str | dict[str, Any]], *, base: Path, where: str, rucio: RucioSettings | None = None,
+    refresh: bool = False,
+) -> list[FileLocations]:
+    """Expand local globs (sorted, relative to ``base``), replica lists and Rucio DIDs."""
+    out: list[FileLocations] = []
     for pattern in patterns:
+        if isinstance(pattern, dict):
+            out.append(_replica_entry(pattern, base=base, where=where))
+            continue
+        if pattern.startswith(RUCIO_PREFIX):
+            out.extend(resolve(pattern, rucio or RucioSettings(), where=where, refresh=refresh))
+            continue
         if "://" in pattern:
-            out.append(pattern)
+            _check_scheme(pattern, where)  # an unknown scheme is named here, before anything runs
+            out.append(FileLocations.single(pattern))
             continue
         full = pattern if os.path.isabs(pattern) else str(base / pattern)
         if _GLOB_CHARS & set(pattern):
             matches = sorted(glob.glob(full, recursive=True))
             if not matches:
                 raise DatasetError(f"{where}: file pattern {pattern!r} matches no files (looked in {str(base)!r}).")
-            out.extend(matches)
-        else:
-            out.append(full)  # a missing file is reported when it is opened, so --skip-bad-files can skip it
+            out.extend(FileLocations.single(m) for m in matches)
+        else:  # a missing file is reported when it is opened, so --skip-bad-files can skip it
+            out.append(FileLocations.single(full))
     seen: set[str] = set()
     for f in out:
-        if os.path.normpath(f) in seen:
-            raise DatasetError(f"{where}: file {f!r} is listed twice (its events would be counted twice).")
-        seen.add(os.path.normpath(f))
+        for url in {f.name, *f.replicas}:
+            key = os.path.normpath(url) if "://" not in url else url
+            if key in seen:
+                raise DatasetError(f"{where}: file {url!r} is listed twice (its events would be counted twice).")
+            seen.add(key)
     return out
+
+
+def _check_scheme(url: str, where: str) -> None:
+    try:
+        source_for(url)
+    except ConfigError as err:
+        raise DatasetError(f"{where}: {err}") from err
+
+
+def _replica_entry(entry: dict[str, Any], *, base: Path, where: str) -> FileLocations:
+    replicas = entry.get("replicas")
+    if set(entry) != {"replicas"} or not isinstance(replicas, list) or not replicas or not all(
+        isinstance(r, str) for r in replicas
+    ):
+        raise DatasetError(f"{where}: a file given as a mapping must be {{replicas: [URL, URL, ...]}}, not {entry!r}.")
+    urls = []
+    for r in replicas:
+        if "://" in r:
+            _check_scheme(r, where)
+            urls.append(r)
+        else:
+            urls.append(r if os.path.isabs(r) else str(base / r))
+    return FileLocations(urls[0], tuple(urls))
 
 
 def select(datasets: list[Dataset], names: list[str] | None) -> list[Dataset]:

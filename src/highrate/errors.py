@@ -40,6 +40,14 @@ class MissingBranchError(InputFileError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CredentialError(HighrateError, PermissionError):
+    """A grid credential (token, proxy) is missing, unreadable, expired or refused."""
+
+
+class CatalogError(HighrateError, RuntimeError):
+    """The file catalogue (Rucio) could not be reached or refused to answer."""
+
+
 class ChunkError(HighrateError, RuntimeError):
     """Processing a chunk failed; carries the chunk and the original error."""
 

@@ -21,6 +21,12 @@ class WorkItem:
     start: int
     stop: int
     uuid: str = ""
+    replicas: tuple[str, ...] = ()  # where to read it, best first; empty: ``url`` itself
+    size: int | None = None  # bytes every replica must have (from the catalogue or the first replica)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self.replicas or (self.url,)
 
     @property
     def entries(self) -> int:

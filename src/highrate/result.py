@@ -18,7 +18,10 @@ class Result:
     ``counts[dataset]`` holds ``total``, ``skimmed``, ``preselected``, ``bytes_read``, ``chunks``;
     ``cutflow[dataset][step]`` event counts after each cut (cumulative);
     ``categories[dataset][category]`` ``[events, sumw, sumw2]``;
-    ``failed`` one dict per chunk that could not be processed.
+    ``failed`` one dict per chunk that could not be processed;
+    ``files[file]`` which replica served how many chunks (``served_by``) and the replicas that
+    failed on the way (``replica_failures``);
+    ``sources[endpoint]`` ``bytes`` fetched (with coalescing gaps), ``requests``, ``chunks``.
     """
 
     histograms: dict[HistKey, hist.Hist] = field(default_factory=dict)
@@ -26,6 +29,8 @@ class Result:
     cutflow: dict[str, dict[str, int]] = field(default_factory=dict)
     categories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def accumulate(results: Iterable[Result]) -> Result:
@@ -48,7 +53,20 @@ def accumulate(results: Iterable[Result]) -> Result:
                 mine = d.setdefault(cat, [0, 0.0, 0.0])
                 d[cat] = [a + b for a, b in zip(mine, vals, strict=True)]
         out.failed.extend(r.failed)
+        _merge_tree(out.files, r.files)
+        _merge_tree(out.sources, r.sources)
     return out
+
+
+def _merge_tree(into: dict[str, Any], other: dict[str, Any]) -> None:
+    """Numbers add, lists concatenate, mappings merge key by key (copies, never aliases)."""
+    for key, value in other.items():
+        if isinstance(value, dict):
+            _merge_tree(into.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            into.setdefault(key, []).extend(value)
+        else:
+            into[key] = into.get(key, 0) + value
 
 
 def _iadd(mine: hist.Hist, other: hist.Hist) -> hist.Hist:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from highrate import credentials
 from highrate.analysis import Analysis
 from highrate.checkpoint import CheckpointStore, chunk_key
 from highrate.datasets import Dataset
@@ -253,6 +254,7 @@ def run(
     )
     try:
         failed: list[dict[str, Any]] = []
+        datasets = with_credentials(datasets)
         files = _describe_files(ex, datasets, options, failed, report)
         t_meta = time.perf_counter()
         plans = {d.name: _plan(analysis, d, files[d.name]) for d in datasets if files[d.name]}
@@ -263,7 +265,7 @@ def run(
         payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
         chunk_result, counts = _run_chunks(ex, tasks, options, report)
-        merged = accumulate([Result(failed=failed), chunk_result])
+        merged = accumulate([Result(failed=failed, files=_describe_failures(files)), chunk_result])
         t_end = time.perf_counter()
         return RunOutcome(
             result=merged,
@@ -281,11 +283,34 @@ def run(
             ex.close()
 
 
+def with_credentials(datasets: Sequence[Dataset]) -> list[Dataset]:
+    """Datasets whose remote reads carry the user's grid credentials (checked for expiry here)."""
+    remote = any(
+        "://" in r and not r.startswith("file://") for d in datasets for f in d.files for r in d.where(f).replicas
+    )
+    if not remote:
+        return list(datasets)
+    found = credentials.discover()
+    found.check()
+    return [replace(d, access=replace(d.access, credentials=found)) for d in datasets]
+
+
+def _describe_failures(files: dict[str, list[FileInfo]]) -> dict[str, dict[str, Any]]:
+    """Replicas that failed while the files were described, for the report."""
+    return {
+        info.url: {"replica_failures": [dict(f, stage="open") for f in info.replica_failures]}
+        for infos in files.values() for info in infos if info.replica_failures
+    }
+
+
 def _describe_files(
     ex: Executor, datasets: Sequence[Dataset], options: RunOptions, failed: list[dict[str, Any]],
     report: Callable[[Progress], None],
 ) -> dict[str, list[FileInfo]]:
-    refs = [(d.name, url, d.tree, options.chunk_timeout) for d in datasets for url in d.files[: options.limit_files]]
+    refs = [
+        (d.name, d.where(url), d.tree, options.chunk_timeout, d.access)
+        for d in datasets for url in d.files[: options.limit_files]
+    ]
     found: dict[tuple[str, str], Any] = {}
     for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
         if isinstance(info, str):
@@ -316,7 +341,7 @@ def _plan(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> Datase
         branches, object_deps = trace(analysis, schema, meta)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
-    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, object_deps)
+    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, object_deps, dataset.access)
 
 
 def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:
@@ -356,7 +381,8 @@ def _check_branches(
 
 def _items(dataset: Dataset, files: list[FileInfo], options: RunOptions) -> list[WorkItem]:
     items = [
-        WorkItem(dataset.name, info.url, info.tree, start, stop, info.uuid)
+        WorkItem(dataset.name, info.url, info.tree, start, stop, info.uuid,
+                 info.replicas if info.replicas != (info.url,) else (), info.size or None)
         for info in files
         for start, stop in split_entries(info.entries, info.clusters, options.chunk_size)
     ]

@@ -6,8 +6,7 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from typing import Any
 
 import awkward as ak
@@ -18,11 +17,12 @@ from highrate.analysis import Analysis
 from highrate.errors import HighrateError
 from highrate.events import EventSchema, filter_arrays
 from highrate.io.files import forget, opened
-from highrate.io.reader import read_columns
+from highrate.io.reader import read_columns_costed
+from highrate.io.sources import AccessOptions, endpoint
 from highrate.partition import WorkItem
+from highrate.replicas import FileLocations, ReplicaMismatch, first_working
 from highrate.result import Result, accumulate
 from highrate.stages import ChunkRecorder, run_stages
-from highrate.timeouts import call_with_timeout
 
 _analyses: dict[str, Analysis] = {}
 _lock = threading.Lock()
@@ -59,6 +59,7 @@ class DatasetPlan:
     schema: EventSchema
     branches: tuple[str, ...]
     object_deps: Mapping[str, frozenset[str]] | None = None  # event fields each object reads
+    access: AccessOptions = field(default_factory=AccessOptions)  # how remote replicas are opened
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,10 @@ class Task:
 def process_chunk(task: Task) -> Result:
     """Process one chunk. Never raises: a failure comes back in ``Result.failed``."""
     item, plan = task.item, task.plan
+    replica_failures: list[dict[str, Any]] = []
     try:
         analysis = task.analysis.get()
-        arrays, nbytes = call_with_timeout(partial(_read, item, plan.branches), task.timeout, what=item.describe())
+        (arrays, nbytes, fetched), served, replica_failures = _read(item, plan, task.timeout)
         schema = plan.schema
         events = schema.build(arrays, item.entries, where=item.describe())
         recorder = ChunkRecorder(analysis, item.dataset)
@@ -87,8 +89,11 @@ def process_chunk(task: Task) -> Result:
         run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, object_deps=plan.object_deps)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
-            forget(item.url)
-        return failure(item, err)
+            for replica in item.sources:
+                forget(replica)
+        failed = failure(item, err)
+        failed.files[item.url] = {"replica_failures": getattr(err, "failures", replica_failures)}
+        return failed
     if recorder.tables and task.columns_dir:
         try:
             _write_columns(task.columns_dir, item, recorder.tables)
@@ -102,6 +107,10 @@ def process_chunk(task: Task) -> Result:
         "preselected": cutflow.get("presel", item.entries),
         "bytes_read": nbytes,
         "chunks": 1,
+    }
+    result.files[item.url] = {"served_by": {served: 1}, "replica_failures": replica_failures}
+    result.sources[endpoint(served)] = {
+        "bytes": fetched.bytes or nbytes, "requests": fetched.requests, "chunks": 1, "events": item.entries,
     }
     return result
 
@@ -124,9 +133,28 @@ def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str
         tmp.replace(target)
 
 
-def _read(item: WorkItem, branches: tuple[str, ...]) -> tuple[dict[str, Any], int]:
-    with opened(item.url, item.tree) as handle:
-        return read_columns(handle, branches, item.start, item.stop, where=item.describe())
+def _read(item: WorkItem, plan: DatasetPlan, timeout: float | None) -> tuple[Any, str, list[dict[str, Any]]]:
+    """The chunk's columns from the first replica that serves them: (columns, replica, failures)."""
+
+    def attempt(replica: str) -> Any:
+        with opened(replica, item.tree, plan.access) as handle:
+            same_file(handle.ttree, item.uuid, item.size, replica)
+            return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica))
+
+    return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
+
+
+def _where(item: WorkItem, replica: str) -> str:
+    return item.describe() if replica == item.url else f"{item.describe()} (replica {replica!r})"
+
+
+def same_file(ttree: Any, uuid: str | None, size: int | None, replica: str) -> None:
+    """Raise :class:`ReplicaMismatch` when a replica is not the file it stands for."""
+    if uuid and str(ttree.file.uuid) != uuid:
+        raise ReplicaMismatch(f"replica {replica!r} is another file (UUID {ttree.file.uuid}, expected {uuid}).")
+    actual = getattr(ttree.file.source, "num_bytes", None)
+    if size is not None and actual is not None and int(actual) != size:
+        raise ReplicaMismatch(f"replica {replica!r} has {int(actual):,} bytes, expected {size:,}.")
 
 
 Outcome = tuple[int, Result, str]  # (task index, result, worker that ran it)
@@ -186,13 +214,33 @@ def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def describe_file(ref: tuple[str, str, str, float | None]) -> tuple[str, str, Any]:
-    """Metadata of one file for the driver: ``(dataset, url, FileInfo or error message)``."""
+def describe_file(ref: tuple[str, FileLocations, str, float | None, AccessOptions]) -> tuple[str, str, Any]:
+    """Metadata of one file for the driver: ``(dataset, name, FileInfo or error message)``.
+
+    The replicas are tried in order; the FileInfo lists the one that answered first, then the
+    others, and the failures met on the way.
+    """
+    from dataclasses import replace as copy_with
+
     from highrate.io.files import describe
 
-    dataset, url, tree, timeout = ref
+    dataset, where, tree, timeout, access = ref
+
+    def attempt(replica: str) -> Any:
+        info = describe(replica, tree, access)
+        if where.size is not None and info.size and info.size != where.size:
+            forget(replica)
+            raise ReplicaMismatch(f"replica {replica!r} has {info.size:,} bytes, the catalogue says {where.size:,}.")
+        return info
+
     try:
-        return dataset, url, call_with_timeout(partial(describe, url, tree), timeout, what=f"opening file {url!r}")
+        info, served, failures = first_working(
+            where.replicas, attempt, what=f"opening file {where.name!r}", timeout=timeout, on_failure=forget
+        )
     except Exception as err:
-        forget(url)
-        return dataset, url, f"{type(err).__name__}: {err}"
+        return dataset, where.name, f"{type(err).__name__}: {err}"
+    rest = tuple(r for r in where.replicas if r != served)
+    return dataset, where.name, copy_with(
+        info, url=where.name, replicas=(served, *rest), replica_failures=tuple(failures),
+        size=where.size or info.size,
+    )

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import uproot
 
-from highrate.errors import InputFileError, did_you_mean
+from highrate.errors import CredentialError, HighrateError, InputFileError, did_you_mean
+from highrate.io.sources import AccessOptions, local_path, open_args
 
 _MAX_OPEN = 8
 _open: OrderedDict[tuple[str, str], Any] = OrderedDict()
@@ -47,9 +48,9 @@ class OpenTree:
 
 
 @contextmanager
-def opened(url: str, tree: str) -> Iterator[OpenTree]:
+def opened(url: str, tree: str, access: AccessOptions | None = None) -> Iterator[OpenTree]:
     """Hold an open tree for the duration of a read; safe with several threads per worker."""
-    handle = open_tree(url, tree)
+    handle = open_tree(url, tree, access)
     try:
         yield handle
     finally:
@@ -63,7 +64,7 @@ def opened(url: str, tree: str) -> Iterator[OpenTree]:
 class FileInfo:
     """Metadata of one file, gathered once per run."""
 
-    url: str
+    url: str  # the logical file (what the dataset lists)
     tree: str
     entries: int
     uuid: str
@@ -72,9 +73,11 @@ class FileInfo:
     branches: dict[str, BranchInfo]
     other_branches: tuple[str, ...] = ()  # branches of types the pipeline does not expose
     gen_sumw: float | None = None  # sum of generator weights before any selection (Runs tree)
+    replicas: tuple[str, ...] = ()  # where it can be read, the one that answered first
+    replica_failures: tuple[dict[str, Any], ...] = ()  # replicas that failed while describing it
 
 
-def open_tree(url: str, tree: str) -> OpenTree:
+def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenTree:
     """The TTree, opened once per process and kept in a small LRU cache.
 
     Real NanoAOD has thousands of branches and costs 1-3 s to open; reopening per chunk is the
@@ -86,7 +89,7 @@ def open_tree(url: str, tree: str) -> OpenTree:
             _open.move_to_end(key)
             _open[key].users += 1
             return _open[key]
-    file = _open_file(url)
+    file = _open_file(url, access or AccessOptions())
     try:
         ttree = file[tree]
     except KeyError as err:
@@ -101,7 +104,8 @@ def open_tree(url: str, tree: str) -> OpenTree:
     if not isinstance(ttree, uproot.TTree):
         file.close()
         raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
-    handle = OpenTree(url, ttree, os.open(url, os.O_RDONLY) if "://" not in url else None, users=1)
+    path = local_path(url)
+    handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1)
     with _lock:
         if key in _open:  # another thread opened it meanwhile
             _evict(_open.pop(key))
@@ -124,40 +128,81 @@ def forget(url: str) -> None:
             _evict(_open.pop(key))
 
 
-def _open_file(url: str) -> Any:
-    local = "://" not in url
-    if local:
-        if not os.path.exists(url):
-            raise InputFileError(f"file {url!r} does not exist.")
-        try:
-            with open(url, "rb") as f:
-                magic = f.read(4)
-        except OSError as err:
-            raise InputFileError(f"file {url!r} cannot be read: {err.strerror or err}.") from err
-        if magic != b"root":
-            found = f"it starts with {magic!r}, not b'root'" if magic else "it is empty"
-            raise InputFileError(f"file {url!r}: not a ROOT file ({found}).")
+def _open_file(url: str, access: AccessOptions) -> Any:
+    path = local_path(url)
+    if path is None:
+        return _open_remote(url, access)
+    if not os.path.exists(path):
+        raise InputFileError(f"file {url!r} does not exist.")
     try:
-        file = uproot.open(url, object_cache=None, array_cache=None)
-    except FileNotFoundError as err:
-        raise InputFileError(f"file {url!r} does not exist.") from err
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as err:
+        raise InputFileError(f"file {url!r} cannot be read: {err.strerror or err}.") from err
+    if magic != b"root":
+        found = f"it starts with {magic!r}, not b'root'" if magic else "it is empty"
+        raise InputFileError(f"file {url!r}: not a ROOT file ({found}).")
+    try:
+        file = uproot.open(path, object_cache=None, array_cache=None)
     except Exception as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "not a ROOT file" in str(err) or "magic" in str(err).lower():
             reason = "not a ROOT file (wrong magic bytes)"
-        elif os.path.exists(url):
+        else:
             reason = f"cannot be read as ROOT, truncated or corrupt? ({reason})"
         raise InputFileError(f"file {url!r}: {reason}") from err
-    size, end = (os.path.getsize(url) if local else None), int(file.file.fEND)
-    if size is not None and size < end:  # a copy that stopped early: caught here, not mid-chunk
-        file.close()
-        raise InputFileError(f"file {url!r} is truncated: it has {size:,} bytes, its header says {end:,}.")
+    _check_complete(url, file, os.path.getsize(path))
     return file
 
 
-def describe(url: str, tree: str) -> FileInfo:
+def _open_remote(url: str, access: AccessOptions) -> Any:
+    from highrate import credentials
+
+    credentials.activate(access.credentials)
+    target, options = open_args(url, access)
+    try:
+        file = uproot.open(target, object_cache=None, array_cache=None, **options)
+        _check_complete(url, file, int(file.file.source.num_bytes))
+    except InputFileError:
+        raise
+    except Exception as err:
+        raise remote_error(url, err) from err
+    return file
+
+
+def _check_complete(url: str, file: Any, size: int) -> None:
+    end = int(file.file.fEND)
+    if size < end:  # a copy that stopped early: caught here, not mid-chunk
+        file.close()
+        raise InputFileError(f"file {url!r} is truncated: it has {size:,} bytes, its header says {end:,}.")
+
+
+def remote_error(url: str, err: BaseException) -> HighrateError:
+    """A remote open or read failure as one sentence that says what to do about it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    lowered = text.lower()
+    status = getattr(err, "status", None) or getattr(err, "code", None)
+    if status in (401, 403) or "401" in text.split(",")[0] or "unauthorized" in lowered or "forbidden" in lowered \
+            or ("auth" in lowered and "fail" in lowered) or "permission denied" in lowered:
+        from highrate.credentials import discover_quietly
+
+        found = discover_quietly().describe()
+        return CredentialError(
+            f"file {url!r}: the server refused access ({text[:200]}). Credentials in use: {found}. "
+            f"Set BEARER_TOKEN_FILE to a valid token, or run `voms-proxy-init --voms cms` for an X.509 proxy."
+        )
+    if isinstance(err, FileNotFoundError) or status == 404 or "no such file" in lowered or "not found" in lowered:
+        return InputFileError(f"file {url!r} does not exist on its server ({text[:200]}).")
+    if isinstance(err, TimeoutError) or "timeout" in lowered or "timed out" in lowered:
+        return InputFileError(f"file {url!r}: the server did not answer in time ({text[:200]}).")
+    if "connect" in lowered or "refused" in lowered or "unreachable" in lowered:
+        return InputFileError(f"file {url!r}: cannot connect to its server ({text[:200]}).")
+    return InputFileError(f"file {url!r}: cannot be read ({type(err).__name__}: {text[:300]}).")
+
+
+def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileInfo:
     """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
-    with opened(url, tree) as handle:
+    with opened(url, tree, access) as handle:
         return _describe(url, tree, handle.ttree)
 
 

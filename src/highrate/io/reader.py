@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import awkward as ak
 import numpy as np
 import uproot
 
 from highrate.errors import InputFileError, MissingBranchError, did_you_mean
-from highrate.io.baskets import BranchLayout, basket_ranges, branch_layout, read_branch
-from highrate.io.files import OpenTree
+from highrate.io.baskets import (
+    BranchLayout,
+    FetchStats,
+    basket_ranges,
+    basket_span,
+    branch_layout,
+    fetch_remote,
+    read_branch,
+)
+from highrate.io.files import OpenTree, remote_error
 
 
 def read_columns(
@@ -21,6 +30,14 @@ def read_columns(
     Numeric flat and counter-jagged branches take the fast basket path; others go through
     uproot's ``TTree.arrays``. ``where`` names the file and entry range in errors.
     """
+    arrays, nbytes, _ = read_columns_costed(handle, branches, start, stop, where=where)
+    return arrays, nbytes
+
+
+def read_columns_costed(
+    handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str
+) -> tuple[dict[str, np.ndarray], int, FetchStats]:
+    """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests)."""
     ttree = handle.ttree
     missing = [b for b in branches if b not in ttree]
     if missing:
@@ -34,23 +51,40 @@ def read_columns(
     slow = [b for b, layout in layouts.items() if layout is None]
     if slow:
         out.update(_read_with_uproot(ttree, slow, start, stop, where))
-    source = None if handle.fd is not None else ttree.file.source
     # counters first: jagged contents are sized by them
     ordered = sorted((b for b in branches if layouts[b] is not None), key=lambda b: layouts[b].jagged)
-    for name in ordered:
-        layout = layouts[name]
+    counters = {ttree[b].count_branch.name for b in ordered if layouts[b].jagged}
+    fast = [c for c in counters if c not in ordered and _layout(handle, c) is not None] + ordered
+    raws, fetched = _prefetch(handle, fast, start, stop, where)
+    for name in fast:
+        if name in out:
+            continue
+        layout = _layout(handle, name)
         counts = None
         if layout.jagged:
             counter = ttree[name].count_branch.name
             counts = out.get(counter)
             if counts is None:
-                counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), source, start, stop, None, where)
-        out[name] = _read_one(handle, name, layout, source, start, stop, counts, where)
-    fast = {b for b in out if b not in slow}  # includes counters read for their jagged branches
+                counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
+        out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
     nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
     if slow:
         nbytes += _uproot_bytes(ttree, slow, start, stop)
-    return {b: out[b] for b in branches}, nbytes
+    return {b: out[b] for b in branches}, nbytes, fetched
+
+
+def _prefetch(
+    handle: OpenTree, names: list[str], start: int, stop: int, where: str
+) -> tuple[dict[str, Any] | None, FetchStats]:
+    """For a remote file: every basket of the chunk in one batch of requests."""
+    if handle.fd is not None or stop <= start:
+        return None, FetchStats()
+    spans = [(_layout(handle, n), *basket_span(_layout(handle, n), start, stop)) for n in names]
+    try:
+        fetched, stats = fetch_remote(handle.ttree.file.source, spans)
+    except Exception as err:
+        raise remote_error(handle.url, err) from err
+    return dict(zip(names, fetched, strict=True)), stats
 
 
 def _layout(handle: OpenTree, name: str) -> BranchLayout | None:
@@ -59,11 +93,11 @@ def _layout(handle: OpenTree, name: str) -> BranchLayout | None:
     return handle.layouts[name]
 
 
-def _read_one(handle, name, layout, source, start, stop, counts, where) -> np.ndarray:
+def _read_one(handle, name, layout, start, stop, counts, where, raws) -> np.ndarray:
     if layout is None:
         return _read_with_uproot(handle.ttree, [name], start, stop, where)[name]
     try:
-        return read_branch(layout, source, handle.fd, start, stop, counts)
+        return read_branch(layout, handle.fd, start, stop, counts, None if raws is None else raws[name])
     except Exception as err:
         raise InputFileError(f"{where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
 
