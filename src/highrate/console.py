@@ -70,6 +70,19 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
         f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "
         f"({report['mb_per_s']:,.1f} MB/s) · chunks {report['chunks']['processed']}/{report['chunks']['total']}"
     )
+    remote = {k: v for k, v in report.get("sources", {}).items() if k != "local"}
+    for name, src in remote.items():
+        console.print(
+            f"{escape(name)}: {src['bytes'] / 1e6:,.1f} MB in {src['requests']:,} requests "
+            f"({src['mb_per_s']:,.1f} MB/s, {src['chunks']} chunks)", highlight=False
+        )
+    switched = [(n, f) for n, f in report.get("files", {}).items() if f["replica_failures"]]
+    if switched:
+        console.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
+        for name, f in switched[:5]:
+            bad = ", ".join(sorted({x["replica"] for x in f["replica_failures"]}))
+            used = ", ".join(f["served_by"]) or "none"
+            console.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
     if report["failed_chunks"]:
         console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
         for f in report["failed_chunks"][:5]:

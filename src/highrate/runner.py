@@ -257,7 +257,7 @@ def run(
         datasets = with_credentials(datasets)
         files = _describe_files(ex, datasets, options, failed, report)
         t_meta = time.perf_counter()
-        plans = {d.name: _plan(analysis, d, files[d.name]) for d in datasets if files[d.name]}
+        plans = {d.name: plan_dataset(analysis, d, files[d.name]) for d in datasets if files[d.name]}
         items: list[WorkItem] = []
         for d in datasets:
             good = _check_branches(d, files[d.name], plans.get(d.name), options, failed)
@@ -325,7 +325,7 @@ def _describe_files(
     }
 
 
-def _plan(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> DatasetPlan:
+def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> DatasetPlan:
     # the union of all files' branches, so that a file lacking one is named by _check_branches
     # whatever its position, instead of failing the trace when it happens to come first
     union: dict[str, BranchInfo] = {}

@@ -54,6 +54,11 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             for ds in sorted(set(r.cutflow) | set(r.categories))
         },
         "failed_chunks": [{k: v for k, v in f.items() if k != "traceback" or v} for f in r.failed],
+        "files": _files(r.files),
+        "sources": {
+            name: {**s, "events_per_s": _rate(s.get("events", 0), wall), "mb_per_s": _rate(s.get("bytes", 0) / 1e6, wall)}
+            for name, s in sorted(r.sources.items())
+        },
         "options": {
             "executor": outcome.executor, "workers": options.workers, "scheduler": options.scheduler,
             "chunk_size": options.chunk_size, "limit_files": options.limit_files,
@@ -64,6 +69,19 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
     }
+
+
+def _files(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per file: which replica served its chunks, and every replica failure with its reason."""
+    out = {}
+    for name, f in sorted(files.items()):
+        served = dict(sorted(f.get("served_by", {}).items(), key=lambda kv: -kv[1]))
+        out[name] = {"served_by": served, "replica_failures": sorted(f.get("replica_failures", []), key=_when)}
+    return out
+
+
+def _when(failure: dict[str, Any]) -> float:
+    return float(failure.get("time", 0.0))
 
 
 def _subsamples(outcome: RunOutcome, datasets: set[str]) -> dict[str, Any]:
