@@ -193,7 +193,7 @@ def expand_files(
             out.append(FileLocations.single(full))
     seen: set[str] = set()
     for f in out:
-        for url in {f.name, *f.replicas}:
+        for url in (*f.replicas, *([f.name] if f.name not in f.replicas else [])):
             key = os.path.normpath(url) if "://" not in url else url
             if key in seen:
                 raise DatasetError(f"{where}: file {url!r} is listed twice (its events would be counted twice).")

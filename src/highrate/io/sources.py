@@ -104,7 +104,24 @@ def _local(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
 def _xrootd(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
     # fsspec-xrootd applies ``timeout`` to every request; without it a dead server hangs a
     # read for the XRootD client's default of 30 minutes.
-    return url, {"timeout": int(max(1, round(access.timeout)))}
+    seconds = int(max(1, round(access.timeout)))
+    _bound_xrootd_retries(seconds)
+    return url, {"timeout": seconds}
+
+
+_XRD_SETTINGS = {"ConnectionRetry": 1, "StreamErrorWindow": 0}
+
+
+def _bound_xrootd_retries(seconds: int) -> None:
+    """Fail over in seconds, not minutes: the XRootD client's defaults retry a refused connection
+    5 times, 120 s apart. Settings the user made with ``XRD_*`` variables are kept."""
+    try:
+        from XRootD import client
+    except ImportError:
+        return
+    for name, value in {**_XRD_SETTINGS, "ConnectionWindow": seconds, "RequestTimeout": seconds}.items():
+        if f"XRD_{name.upper()}" not in os.environ:
+            client.EnvPutInt(name, value)
 
 
 def _http(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
