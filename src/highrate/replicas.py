@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
-from highrate.errors import InputFileError, MissingBranchError
+from highrate.errors import HighrateError, InputFileError, MissingBranchError
 from highrate.timeouts import call_with_timeout
 
 T = TypeVar("T")
@@ -92,7 +92,7 @@ def first_working(
                 _suspect[replica] = time.monotonic()
             failures.append({"replica": replica, "error": f"{type(err).__name__}: {err}", "time": time.time()})
             if len(candidates) == 1:
-                if isinstance(err, InputFileError):
+                if isinstance(err, HighrateError):
                     raise
                 raise InputFileError(f"{what}: {type(err).__name__}: {err}") from err
             continue

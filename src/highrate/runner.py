@@ -14,6 +14,7 @@ from highrate.checkpoint import CheckpointStore, chunk_key
 from highrate.datasets import Dataset
 from highrate.errors import (
     ConfigError,
+    CredentialError,
     HighrateError,
     InputFileError,
     MissingBranchError,
@@ -315,6 +316,8 @@ def _describe_files(
     for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
+                if info.startswith("CredentialError"):
+                    raise CredentialError(f"dataset {dataset!r}: {_sentence(_strip_type(info))}")
                 raise InputFileError(f"dataset {dataset!r}: {_sentence(_strip_type(info))} {SKIP_HINT}")
             failed.append(_file_failure(dataset, url, info))
         found[(dataset, url)] = info

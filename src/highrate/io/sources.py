@@ -106,7 +106,8 @@ def _xrootd(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
     # read for the XRootD client's default of 30 minutes.
     seconds = int(max(1, round(access.timeout)))
     _bound_xrootd_retries(seconds)
-    return url, {"timeout": seconds}
+    # a fresh filesystem per open: fsspec's cached one may hold handles to a server that restarted
+    return url, {"timeout": seconds, "skip_instance_cache": True}
 
 
 _XRD_SETTINGS = {"ConnectionRetry": 1, "StreamErrorWindow": 0}
