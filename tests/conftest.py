@@ -8,6 +8,8 @@ import pytest
 
 from highrate.testing import generate_dataset_set
 
+pytest_plugins = ["fixtures_storage"]  # real XRootD and nginx servers on 127.0.0.1
+
 ROOT = Path(__file__).resolve().parents[1]
 ZMUMU = ROOT / "examples" / "zmumu" / "analysis_nominal.py"
 

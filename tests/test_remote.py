@@ -20,8 +20,6 @@ from highrate.errors import CredentialError, DatasetError, InputFileError
 from highrate.io.sources import AccessOptions
 from highrate.replicas import FileLocations
 
-pytest_plugins = ["fixtures_storage"]
-
 
 def _local(sample: Path) -> list[highrate.Dataset]:
     return highrate.load_datasets(sample)

@@ -110,18 +110,22 @@ def _xrootd(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
     return url, {"timeout": seconds, "skip_instance_cache": True}
 
 
-_XRD_SETTINGS = {"ConnectionRetry": 1, "StreamErrorWindow": 0}
+# The XRootD client's defaults retry a refused connection 5 times 120 s apart, refuse a host
+# for 30 minutes after one stream error, and check timeouts every 15 s: failover would take
+# minutes. The library reads XRD_* once, when first imported, so bounded values are put in
+# the environment now (values the user set win) and again at run time for an earlier import.
+_XRD_SETTINGS = {"ConnectionRetry": 1, "ConnectionWindow": 10, "StreamErrorWindow": 0, "TimeoutResolution": 1}
+for _name, _value in _XRD_SETTINGS.items():
+    os.environ.setdefault(f"XRD_{_name.upper()}", str(_value))
 
 
 def _bound_xrootd_retries(seconds: int) -> None:
-    """Fail over in seconds, not minutes: the XRootD client's defaults retry a refused connection
-    5 times, 120 s apart. Settings the user made with ``XRD_*`` variables are kept."""
     try:
         from XRootD import client
     except ImportError:
         return
-    for name, value in {**_XRD_SETTINGS, "ConnectionWindow": seconds, "RequestTimeout": seconds}.items():
-        if f"XRD_{name.upper()}" not in os.environ:
+    for name, value in {**_XRD_SETTINGS, "ConnectionWindow": seconds}.items():
+        if os.environ.get(f"XRD_{name.upper()}") == str(_XRD_SETTINGS[name]):
             client.EnvPutInt(name, value)
 
 
@@ -132,7 +136,7 @@ def _http(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
         url = "https" + url[4:]
     elif scheme_of(url) == "dav":
         url = "http" + url[3:]
-    return url, {"get_client": client_factory(access)}
+    return url, {"get_client": client_factory(access), "skip_instance_cache": True}
 
 
 register_source(Source("local", ("file",), _local, local=True))
