@@ -8,7 +8,8 @@ import pytest
 
 from highrate.testing import generate_dataset_set
 
-pytest_plugins = ["fixtures_storage"]  # real XRootD and nginx servers on 127.0.0.1
+# real XRootD, nginx and Rucio servers on 127.0.0.1
+pytest_plugins = ["fixtures_storage", "fixtures_rucio"]
 
 ROOT = Path(__file__).resolve().parents[1]
 ZMUMU = ROOT / "examples" / "zmumu" / "analysis_nominal.py"

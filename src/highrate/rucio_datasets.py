@@ -28,9 +28,10 @@ PREFIX = "rucio://"
 class RucioSettings:
     """How Rucio DIDs are resolved: the ``sources: rucio:`` section of a datasets file.
 
-    Replicas are ordered by site (``prefer`` first, in its order; the others as Rucio lists
-    them), then by protocol (``schemes`` order). ``allow`` keeps only the named sites (RSEs),
-    ``block`` drops some.
+    Replicas on the ``prefer`` sites come first, site by site in that order; the others follow.
+    Within each group the order is the protocol's place in ``schemes``, then Rucio's priority,
+    then the site name, so a resolution is reproducible (Rucio itself lists sites in no fixed
+    order). ``allow`` keeps only the named sites (RSEs), ``block`` drops some.
     """
 
     schemes: tuple[str, ...] = ("root", "davs", "https")
@@ -114,6 +115,9 @@ def _client(settings: RucioSettings, where: str) -> Any:
         raise ConfigError(
             f"{where}: Rucio datasets need rucio-clients: pip install 'highrate[remote]'."
         ) from err
+    from rucio.common.config import clean_cached_config
+
+    clean_cached_config()  # rucio keeps the first config it read; RUCIO_CONFIG may have changed since
     try:
         return Client(timeout=settings.timeout)
     except rex.ConfigNotFound as err:
@@ -132,9 +136,12 @@ def _list_replicas(scope: str, name: str, settings: RucioSettings, *, where: str
     from rucio.common import exception as rex
 
     try:
-        return list(
+        found = list(
             client.list_replicas([{"scope": scope, "name": name}], schemes=list(settings.schemes), ignore_availability=False)
         )
+        if not found:  # Rucio answers an unknown DID with no replicas: ask whether it exists
+            client.get_did(scope, name)
+        return found
     except rex.DataIdentifierNotFound as err:
         raise DatasetError(f"{where}: Rucio DID {scope}:{name} does not exist on {_host()}.") from err
     except rex.ScopeNotFound as err:
@@ -150,7 +157,6 @@ def _list_replicas(scope: str, name: str, settings: RucioSettings, *, where: str
 def _locations(entry: Mapping[str, Any], settings: RucioSettings, *, where: str) -> FileLocations:
     did = f"{entry['scope']}:{entry['name']}"
     pfns: Mapping[str, Mapping[str, Any]] = entry.get("pfns") or {}
-    rse_order = list((entry.get("rses") or {}).keys())
     candidates = []
     for pfn, info in pfns.items():
         rse = str(info.get("rse", "")).upper()
@@ -160,8 +166,8 @@ def _locations(entry: Mapping[str, Any], settings: RucioSettings, *, where: str)
         if scheme not in settings.schemes:
             continue
         site_rank = settings.prefer.index(rse) if rse in settings.prefer else len(settings.prefer)
-        rse_rank = rse_order.index(rse) if rse in rse_order else len(rse_order)
-        candidates.append(((site_rank, rse_rank, settings.schemes.index(scheme), int(info.get("priority", 0))), pfn, rse))
+        rank = (site_rank, settings.schemes.index(scheme), int(info.get("priority", 0)), rse)
+        candidates.append((rank, pfn, rse))
     if not candidates:
         known = sorted({str(i.get("rse")) for i in pfns.values()})
         raise DatasetError(
