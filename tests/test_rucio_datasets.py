@@ -207,3 +207,30 @@ def test_cli_lists_replicas_and_reports_which_served(catalogue, rucio_env, tmp_p
     assert set(report["files"]) == {r["name"] for r in rows}
     assert list(report["sources"]) == [f"root://127.0.0.1:{xrootd_server.port}"]
     assert report["sources"][f"root://127.0.0.1:{xrootd_server.port}"]["events"] == report["events"]["total"]
+
+
+def test_a_replica_with_the_wrong_checksum_is_skipped(catalogue, rucio_env, tmp_path, zmumu_path, rucio_server,
+                                                     xrootd_server, https_server):
+    """Same size, same UUID, a few bytes changed: only the XRootD server's adler32 tells."""
+    mc = catalogue["local"][0]
+    f = mc.files[0]
+    data = bytearray(Path(f).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = xrootd_server.export_dir / "flipped" / Path(f).name
+    bad.parent.mkdir(exist_ok=True)
+    bad.write_bytes(bytes(data))
+    rel = Path("rucio") / mc.name / Path(f).name
+    name = f"flipped_{uuid.uuid4().hex[:8]}"
+    rucio_server.register_dataset("user.hr", name, [FileSpec(
+        name=f"{name}.root", bytes=len(data), adler32=adler32_of(f),
+        pfns={"XRD_SITE": xrootd_server.url(bad), "WEB_SITE": https_server.davs_url(rel)})])
+    path = _write(catalogue, tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    doc["datasets"] = {mc.name: {**catalogue["entries"][mc.name], "files": [f"rucio://user.hr:{name}"]}}
+    path.write_text(yaml.safe_dump(doc))
+    run = highrate.run(highrate.load_analysis(zmumu_path), highrate.load_datasets(path))
+    (entry,) = run.result.files.values()
+    assert all(r.startswith("davs://") for r in entry["served_by"])
+    (failure,) = entry["replica_failures"]
+    assert failure["replica"] == xrootd_server.url(bad)
+    assert f"adler32 {adler32_of(bad)} on its server, the catalogue says {adler32_of(f)}" in failure["error"]

@@ -18,7 +18,7 @@ from highrate.errors import HighrateError
 from highrate.events import EventSchema, filter_arrays
 from highrate.io.files import forget, opened
 from highrate.io.reader import read_columns_costed
-from highrate.io.sources import AccessOptions, endpoint
+from highrate.io.sources import AccessOptions, endpoint, server_checksum
 from highrate.partition import WorkItem
 from highrate.replicas import FileLocations, ReplicaMismatch, first_working
 from highrate.result import Result, accumulate
@@ -231,6 +231,12 @@ def describe_file(ref: tuple[str, FileLocations, str, float | None, AccessOption
         if where.size is not None and info.size and info.size != where.size:
             forget(replica)
             raise ReplicaMismatch(f"replica {replica!r} has {info.size:,} bytes, the catalogue says {where.size:,}.")
+        checksum = server_checksum(replica, access.timeout) if where.adler32 else None
+        if checksum is not None and checksum != where.adler32:
+            forget(replica)
+            raise ReplicaMismatch(
+                f"replica {replica!r} has adler32 {checksum} on its server, the catalogue says {where.adler32}."
+            )
         return info
 
     try:

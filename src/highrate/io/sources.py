@@ -129,6 +129,31 @@ def _bound_xrootd_retries(seconds: int) -> None:
             client.EnvPutInt(name, value)
 
 
+def server_checksum(url: str, timeout: float) -> str | None:
+    """The adler32 that the storage holds for a ``root://`` replica (8 hex digits), or None where
+    the server cannot say (no checksum configured, another algorithm, another protocol).
+
+    Grid storage keeps checksums with the file, so asking costs one round trip, not a read.
+    """
+    if scheme_of(url) not in ("root", "xroot"):
+        return None
+    try:
+        from XRootD import client
+        from XRootD.client.flags import QueryCode
+    except ImportError:
+        return None
+    parts = urlsplit(url)
+    status, response = client.FileSystem(f"root://{parts.netloc}").query(
+        QueryCode.CHECKSUM, "/" + parts.path.lstrip("/"), timeout=int(max(1, timeout))
+    )
+    if not status.ok or not response:
+        return None
+    fields = response.decode(errors="replace").strip("\x00 \n").split()
+    if len(fields) < 2 or fields[0].lower() != "adler32":
+        return None
+    return fields[1].lower().rjust(8, "0")
+
+
 def _http(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
     from highrate.io.http import client_factory
 
