@@ -126,3 +126,10 @@ def test_select_errors_on_unknown_names():
     with pytest.raises(DatasetError, match=r"unknown dataset 'dyy'; known: dy, ttbar, data\. Did you mean 'dy'\?") as info:
         select(DATASETS, ["ttbar", "dyy"])
     assert isinstance(info.value, ValueError)
+
+
+def test_remote_wildcards_are_refused_with_the_alternative(tmp_path):
+    path = tmp_path / "d.yaml"
+    path.write_text("datasets:\n  x:\n    files: ['root://eos.cern.ch//store/*.root']\n    metadata: {is_mc: true}\n")
+    with pytest.raises(DatasetError, match=r"wildcards are expanded for local paths only.*rucio://SCOPE:NAME"):
+        load_datasets(path)
