@@ -181,7 +181,7 @@ def expand_files(
             continue
         if "://" in pattern:
             _check_scheme(pattern, where)  # an unknown scheme is named here, before anything runs
-            if _GLOB_CHARS & set(pattern.split("://", 1)[1]) and not pattern.startswith("file://"):
+            if "*" in pattern and not pattern.startswith("file://"):  # '?' and '[' are URL syntax
                 raise DatasetError(
                     f"{where}: {pattern!r}: wildcards are expanded for local paths only; list the remote "
                     f"files, or name their Rucio dataset as rucio://SCOPE:NAME."
