@@ -17,6 +17,7 @@ import hist
 import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
+from highrate.binning import fill_weighted, flat_bins
 from highrate.collections import recording_fields
 from highrate.errors import ChunkError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
@@ -314,6 +315,7 @@ class ChunkRecorder:
         self.result.cutflow[dataset] = self.cutflow
         self.result.categories[dataset] = {}
         self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
+        self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition, copied per fill
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
@@ -350,9 +352,12 @@ class ChunkRecorder:
             values = [v[keep] for v in values]
         rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
         ds = dataset or self.dataset
+        template = self._templates.get(histogram.name)
+        if template is None:
+            template = self._templates[histogram.name] = make_hist(histogram)
+        flat = flat_bins(template, [to_numpy(v, where=f"histogram {histogram.name!r}") for v in values])
         for variation, w in weights.items():
-            h = make_hist(histogram)
-            h.fill(*values, weight=None if w is None else (w if rows is None else w[rows]))
+            h = fill_weighted(template, flat, None if w is None else (w if rows is None else w[rows]))
             self.result.histograms[(histogram.name, ds, category, variation)] = h
 
 
