@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import hist
 import numpy as np
 import pytest
 
-from highrate.binning import fill_weighted, flat_bins
+from highrate.analysis import Axis, Histogram
+from highrate.binning import fill_variations, flat_bins
+from highrate.result import Result, accumulate, finished
+from highrate.stages import make_hist
 
 EDGE_CASES = np.array([60.0, 120.0, 59.999999999, 119.99999999999, 90.0, -np.inf, np.inf, np.nan, 0.0, 1e300])
 
@@ -20,20 +22,43 @@ def _values(rng, n, lo, hi, dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("axes", [
-    [hist.axis.Regular(60, 60, 120)],
-    [hist.axis.Regular(7, 0.1, 0.8)],  # edges that are not exact in binary
-    [hist.axis.Variable([60, 70, 80.5, 91.1876, 100, 120])],
-    [hist.axis.Regular(10, 60, 120), hist.axis.Variable([0, 1, 2.5, 7])],
+    [Axis("x", 60, 60, 120)],
+    [Axis("x", 7, 0.1, 0.8)],  # edges that are not exact in binary
+    [Axis("x", edges=[60, 70, 80.5, 91.1876, 100, 120])],
+    [Axis("x", 10, 60, 120), Axis("y", edges=[0, 1, 2.5, 7])],
 ])
 def test_same_as_fill(axes, dtype):
     rng = np.random.default_rng(3)
     n = 20_000
-    values = [_values(rng, n, a.edges[0], a.edges[-1], dtype) for a in axes]
-    template = hist.Hist(*axes, storage=hist.storage.Weight())
+    definition = Histogram("h", axes)
+    template = make_hist(definition)
+    values = [_values(rng, n, a.edges[0], a.edges[-1], dtype) for a in template.axes]
     flat = flat_bins(template, values)
-    for weights in (None, rng.normal(1, 0.3, n), rng.normal(1, 0.3, n).astype(np.float32)):
-        expected = template.copy().fill(*values, weight=weights)
-        got = fill_weighted(template, flat, weights)
+    shape = tuple(a.size + 2 for a in template.axes)
+    weights = [None, rng.normal(1, 0.3, n), rng.normal(1, 0.3, n).astype(np.float32), None, rng.exponential(1, n)]
+    for w, binned in zip(weights, fill_variations(definition, shape, flat, weights), strict=True):
+        expected = make_hist(definition).fill(*values, weight=w)
+        got = binned.to_hist()
         np.testing.assert_array_equal(got.view(flow=True).value, expected.view(flow=True).value)
         np.testing.assert_array_equal(got.view(flow=True).variance, expected.view(flow=True).variance)
-    assert template.sum(flow=True).value == 0  # the template stays empty
+        assert got.axes == expected.axes
+    (empty,) = fill_variations(definition, shape, flat[:0], [np.ones(0)])
+    assert empty.to_hist().sum(flow=True).value == 0
+
+
+def test_chunk_sums_merge_with_histograms():
+    definition = Histogram("h", Axis("x", 4, 0, 4))
+    template = make_hist(definition)
+    shape = (6,)
+    key = ("h", "ds", "baseline", "nominal")
+    x = np.array([0.5, 1.5, 1.5, 3.5, 9.0])
+    parts = [Result(histograms={key: b}) for b in fill_variations(definition, shape, flat_bins(template, [x]),
+                                                                   [np.full(5, 2.0), None])]
+    merged = finished(accumulate(parts))
+    np.testing.assert_array_equal(merged.histograms[key].view(flow=True).value, [0, 3, 6, 0, 3, 3])
+    np.testing.assert_array_equal(merged.histograms[key].view(flow=True).variance, [0, 5, 10, 0, 5, 5])
+    again = finished(accumulate([merged, parts[0]]))  # a finished histogram plus a chunk's sums
+    np.testing.assert_array_equal(again.histograms[key].view(flow=True).value, [0, 5, 10, 0, 5, 5])
+    chunk = parts[0].histograms[key]
+    np.testing.assert_array_equal(chunk.values(), chunk.to_hist().values())
+    np.testing.assert_array_equal(chunk.variances(flow=True), chunk.to_hist().variances(flow=True))

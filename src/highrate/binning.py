@@ -2,16 +2,20 @@
 
 A systematic analysis fills each histogram once per weight variation with the same values.
 boost-histogram's ``fill`` finds the bin of every value again each time (about 8 ns per value);
-here the bins are found once, with boost-histogram's own rules, and each variation is two
-``np.bincount`` passes (about 2 ns per value). Sums run in the order of the values, as in
-``fill``, so the contents are bit-identical.
+here the bins are found once, with boost-histogram's own rules, and every variation's sums of
+weights and of squared weights come from one compiled pass over the values (about 1 ns per value
+and variation). Sums run in the order of the values, as in ``fill``, so the contents are
+bit-identical.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import hist
+import numba
 import numpy as np
 
 
@@ -39,17 +43,75 @@ def axis_bins(axis: hist.axis.Regular | hist.axis.Variable, x: np.ndarray) -> np
     return np.asarray(axis.index(x), dtype=np.int64)
 
 
-def fill_weighted(template: hist.Hist, flat: np.ndarray, weights: np.ndarray | None) -> hist.Hist:
-    """A copy of the empty ``template`` holding the values binned as ``flat`` with ``weights``."""
-    h = template.copy()
-    view = h.view(flow=True)
-    size = view.size
-    if weights is None:
-        counts = np.bincount(flat, minlength=size).astype(np.float64).reshape(view.shape)
-        view.value[...] = counts
-        view.variance[...] = counts
+@dataclass
+class Binned:
+    """A histogram's sums of weights and of squared weights over every bin (flow included),
+    with the definition to make a ``hist.Hist`` of it. Chunks hold these: adding two is one
+    numpy addition, and no ``hist.Hist`` is built until the run's result is complete."""
+
+    definition: Any  # highrate.analysis.Histogram
+    sums: np.ndarray  # shape: the flow view's shape + (2,): [..., 0] sum w, [..., 1] sum w**2
+
+    def copy(self) -> Binned:
+        return Binned(self.definition, self.sums.copy())
+
+    def __iadd__(self, other: Binned) -> Binned:
+        self.sums += other.sums
+        return self
+
+    def values(self, flow: bool = False) -> np.ndarray:
+        """Sums of weights per bin, as ``hist.Hist.values``."""
+        return self.sums[(*self._inner(flow), 0)]
+
+    def variances(self, flow: bool = False) -> np.ndarray:
+        """Sums of squared weights per bin, as ``hist.Hist.variances``."""
+        return self.sums[(*self._inner(flow), 1)]
+
+    def _inner(self, flow: bool) -> tuple[slice, ...]:
+        return tuple(slice(None) if flow else slice(1, -1) for _ in range(self.sums.ndim - 1))
+
+    def to_hist(self) -> hist.Hist:
+        from highrate.stages import make_hist
+
+        h = make_hist(self.definition)
+        view = h.view(flow=True)
+        view.value[...] = self.sums[..., 0]
+        view.variance[...] = self.sums[..., 1]
         return h
-    w = np.asarray(weights, dtype=np.float64)
-    view.value[...] = np.bincount(flat, weights=w, minlength=size).reshape(view.shape)
-    view.variance[...] = np.bincount(flat, weights=w * w, minlength=size).reshape(view.shape)
-    return h
+
+
+def fill_variations(
+    definition: Any, shape: tuple[int, ...], flat: np.ndarray, weights: Sequence[np.ndarray | None]
+) -> list[Binned]:
+    """One :class:`Binned` per entry of ``weights`` (``None``: unweighted) of the values binned as
+    ``flat`` into a histogram whose flow view has ``shape``."""
+    size = int(np.prod(shape))
+    weighted = [i for i, w in enumerate(weights) if w is not None]
+    sums = np.empty((len(weighted), size, 2))
+    if weighted:
+        stacked = np.empty((len(weighted), len(flat)))
+        for row, i in enumerate(weighted):
+            stacked[row] = weights[i]  # float64, as boost-histogram converts weights
+        _weighted_sums(flat, stacked, sums)
+    counts = None
+    if len(weighted) < len(weights):
+        counts = np.bincount(flat, minlength=size).astype(np.float64).reshape(shape)
+    rows = {i: row for row, i in enumerate(weighted)}
+    out = []
+    for i in range(len(weights)):
+        if i in rows:
+            out.append(Binned(definition, sums[rows[i]].reshape((*shape, 2))))
+        else:
+            out.append(Binned(definition, np.stack([counts, counts], axis=-1)))
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _weighted_sums(flat: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    out[:] = 0.0
+    for j in range(flat.shape[0]):
+        b = flat[j]
+        for k in range(weights.shape[0]):
+            w = weights[k, j]
+            out[k, b, 0] += w
+            out[k, b, 1] += w * w

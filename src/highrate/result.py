@@ -22,9 +22,12 @@ class Result:
     ``files[file]`` which replica served how many chunks (``served_by``) and the replicas that
     failed on the way (``replica_failures``);
     ``sources[endpoint]`` ``bytes`` fetched (with coalescing gaps), ``requests``, ``chunks``.
+
+    Chunk results hold histograms as :class:`highrate.binning.Binned` sums; :func:`finished`
+    turns them into ``hist.Hist`` once the run's result is complete.
     """
 
-    histograms: dict[HistKey, hist.Hist] = field(default_factory=dict)
+    histograms: dict[HistKey, Any] = field(default_factory=dict)  # hist.Hist, or Binned in chunks
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     cutflow: dict[str, dict[str, int]] = field(default_factory=dict)
     categories: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -69,6 +72,18 @@ def _merge_tree(into: dict[str, Any], other: dict[str, Any]) -> None:
             into[key] = into.get(key, 0) + value
 
 
-def _iadd(mine: hist.Hist, other: hist.Hist) -> hist.Hist:
+def _iadd(mine: Any, other: Any) -> Any:
+    if isinstance(mine, hist.Hist) != isinstance(other, hist.Hist):  # a chunk's sums meet a finished histogram
+        mine, other = _as_hist(mine), _as_hist(other)
     mine += other
     return mine
+
+
+def _as_hist(h: Any) -> hist.Hist:
+    return h if isinstance(h, hist.Hist) else h.to_hist()
+
+
+def finished(result: Result) -> Result:
+    """``result`` with every histogram a ``hist.Hist``."""
+    result.histograms = {k: _as_hist(h) for k, h in result.histograms.items()}
+    return result

@@ -25,7 +25,7 @@ from highrate.events import EventSchema
 from highrate.executors import Executor, make_executor
 from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
-from highrate.result import Result, accumulate
+from highrate.result import Result, accumulate, finished
 from highrate.tracing import trace
 from highrate.worker import (
     AnalysisPayload,
@@ -266,7 +266,7 @@ def run(
         payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
         chunk_result, counts = _run_chunks(ex, tasks, options, report)
-        merged = accumulate([Result(failed=failed, files=_describe_failures(files)), chunk_result])
+        merged = finished(accumulate([Result(failed=failed, files=_describe_failures(files)), chunk_result]))
         t_end = time.perf_counter()
         return RunOutcome(
             result=merged,

@@ -17,7 +17,7 @@ import hist
 import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
-from highrate.binning import fill_weighted, flat_bins
+from highrate.binning import fill_variations, flat_bins
 from highrate.collections import recording_fields
 from highrate.errors import ChunkError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
@@ -315,7 +315,7 @@ class ChunkRecorder:
         self.result.cutflow[dataset] = self.cutflow
         self.result.categories[dataset] = {}
         self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
-        self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition, copied per fill
+        self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition: its axes bin
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
@@ -356,8 +356,9 @@ class ChunkRecorder:
         if template is None:
             template = self._templates[histogram.name] = make_hist(histogram)
         flat = flat_bins(template, [to_numpy(v, where=f"histogram {histogram.name!r}") for v in values])
-        for variation, w in weights.items():
-            h = fill_weighted(template, flat, None if w is None else (w if rows is None else w[rows]))
+        selected = [None if w is None else (w if rows is None else w[rows]) for w in weights.values()]
+        shape = tuple(a.size + 2 for a in template.axes)
+        for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
             self.result.histograms[(histogram.name, ds, category, variation)] = h
 
 
