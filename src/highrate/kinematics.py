@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import awkward as ak
-import numba
 import numpy as np
 
 from highrate.jagged import flat_parts, is_typetracer
@@ -88,43 +87,31 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
         new_met = ak.zip({"pt": ak.values_astype(np.hypot(mex, mey), np.float32),
                           "phi": ak.values_astype(np.arctan2(mey, mex), np.float32)})
         return ak.with_field(objects, new_pt, "pt"), new_met
-    else:
-        pt, starts, counts = flat_parts(objects.pt)
-        phi = flat_parts(objects.phi)[0]
-        scale = flat_parts(factor)[0] if isinstance(factor, ak.Array) else np.asarray(factor, dtype=np.float64)
-        # numpy's float32 cos/sin (vectorised) so the sums match the documented numpy formula bit for bit
-        cos, sin = np.cos(phi), np.sin(phi)
-        new = np.empty(int(counts.sum()), dtype=np.float32)
-        dpx, dpy = np.empty(len(counts)), np.empty(len(counts))
-        _shift_sums(pt, cos, sin, starts, counts, np.atleast_1d(scale).astype(np.float64, copy=False), new, dpx, dpy)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        new_pt = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(new)))
-        objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
-        met_pt, met_phi = np.asarray(ak.to_numpy(met.pt)), np.asarray(ak.to_numpy(met.phi))
-        mex = met_pt * np.cos(met_phi) - dpx
-        mey = met_pt * np.sin(met_phi) - dpy
-        new_met = ak.zip({"pt": np.hypot(mex, mey).astype(np.float32), "phi": np.arctan2(mey, mex).astype(np.float32)})
-        return ak.with_field(objects, new_pt, "pt"), new_met
+    pt, starts, counts = flat_parts(objects.pt)
+    phi = flat_parts(objects.phi)[0]
+    scale = flat_parts(factor)[0] if isinstance(factor, ak.Array) else np.asarray(factor)
+    index = _positions(starts, counts)
+    old = pt[index]
+    new = (old * scale).astype(np.float32)
+    dpt = (new - old).astype(np.float64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    dpx = np.bincount(event, dpt * np.cos(phi[index]), minlength=len(counts))
+    dpy = np.bincount(event, dpt * np.sin(phi[index]), minlength=len(counts))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    new_pt = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(new)))
+    objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
+    met_pt, met_phi = ak.to_numpy(met.pt), ak.to_numpy(met.phi)  # numpy directly: no awkward dispatch
+    mex = met_pt * np.cos(met_phi) - dpx
+    mey = met_pt * np.sin(met_phi) - dpy
+    new_met = ak.zip({"pt": np.hypot(mex, mey).astype(np.float32), "phi": np.arctan2(mey, mex).astype(np.float32)})
     return ak.with_field(objects, new_pt, "pt"), new_met
 
 
-@numba.njit(cache=True, nogil=True)
-def _shift_sums(pt, cos, sin, starts, counts, scale, new, dpx, dpy):  # pragma: no cover - compiled
-    """new = float32(pt * scale); per event dpx = Σ float64(new - pt) * cos, dpy likewise, in
-    object order (the order ``np.bincount`` adds in)."""
-    pos = 0
-    one = scale.shape[0] == 1
-    for e in range(starts.shape[0]):
-        sx = 0.0
-        sy = 0.0
-        for k in range(counts[e]):
-            j = starts[e] + k
-            old = pt[j]
-            value = np.float32(np.float64(old) * scale[0 if one else pos])
-            new[pos] = value
-            dpt = np.float64(value - old)
-            sx += dpt * np.float64(cos[j])
-            sy += dpt * np.float64(sin[j])
-            pos += 1
-        dpx[e] = sx
-        dpy[e] = sy
+def _positions(starts: np.ndarray, counts: np.ndarray) -> slice | np.ndarray:
+    """Where each object's values are in the flat content: a slice when the lists are packed."""
+    total = int(counts.sum())
+    first = int(starts[0]) if total else 0
+    packed_starts = np.cumsum(counts) - counts
+    if np.array_equal(starts - first, packed_starts):
+        return slice(first, first + total)
+    return np.repeat(starts - packed_starts, counts) + np.arange(total)
