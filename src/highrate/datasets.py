@@ -102,11 +102,7 @@ def parse_sources(raw: Any, *, base: Path, where: str) -> tuple[AccessOptions, R
     where = f"{where}, 'sources'"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping with keys {', '.join(SOURCES_KEYS)}.")
-    for key in raw:
-        if key not in SOURCES_KEYS:
-            raise ConfigError(
-                f"{where}: unknown key {key!r}; valid keys: {', '.join(SOURCES_KEYS)}." + did_you_mean(str(key), SOURCES_KEYS)
-            )
+    _known_keys(raw, SOURCES_KEYS, where)
     timeout = raw.get("timeout", AccessOptions.timeout)
     if not isinstance(timeout, int | float) or timeout <= 0:
         raise ConfigError(f"{where}: 'timeout' must be a positive number of seconds, not {timeout!r}.")
@@ -126,12 +122,7 @@ def parse_dataset(
     where = f"datasets file {source!r}, dataset {name!r}"
     if not isinstance(entry, dict):
         raise DatasetError(f"{where}: the entry must be a mapping with keys {', '.join(DATASET_KEYS)}.")
-    for key in entry:
-        if key not in DATASET_KEYS:
-            raise DatasetError(
-                f"{where}: unknown key {key!r}; valid keys: {', '.join(DATASET_KEYS)}."
-                + did_you_mean(key, DATASET_KEYS)
-            )
+    _known_keys(entry, DATASET_KEYS, where)
     files = entry.get("files")
     if isinstance(files, str):
         files = [files]
@@ -204,6 +195,14 @@ def expand_files(
                 raise DatasetError(f"{where}: file {url!r} is listed twice (its events would be counted twice).")
             seen.add(key)
     return out
+
+
+def _known_keys(mapping: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in mapping:
+        if key not in known:
+            raise DatasetError(
+                f"{where}: unknown key {key!r}; valid keys: {', '.join(known)}." + did_you_mean(str(key), known)
+            )
 
 
 def _check_scheme(url: str, where: str) -> None:

@@ -42,8 +42,9 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
+
+from highrate.testing._lifecycle import StartStop
 
 if TYPE_CHECKING:
     from rucio.client import Client
@@ -220,7 +221,7 @@ format = %(levelname)-5.5s [%(name)s] %(message)s
 """
 
 
-class RucioServer:
+class RucioServer(StartStop):
     """A Rucio server (gunicorn + SQLite) on 127.0.0.1 at a free port, as a context manager.
 
     ``workdir`` holds everything: ``server/rucio.cfg``, ``server/root-password``, ``rucio.db``,
@@ -348,17 +349,6 @@ class RucioServer:
         # gunicorn's workers share the process group; make sure none is left serving
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         where = self.url if self.port is not None else "not started"

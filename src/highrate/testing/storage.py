@@ -79,8 +79,9 @@ import subprocess
 import time
 import urllib.parse
 from pathlib import Path
-from types import TracebackType
 from typing import Self
+
+from highrate.testing._lifecycle import StartStop
 
 __all__ = ["XROOTD_CLIENT_ENV", "NginxServer", "ServerUnavailable", "XRootDServer", "free_port"]
 
@@ -183,7 +184,7 @@ def _stop_all() -> None:
         server.stop()
 
 
-class _Server:
+class _Server(StartStop):
     """A server process in its own process group, with a port on 127.0.0.1 and a log file."""
 
     name = "server"
@@ -281,17 +282,6 @@ class _Server:
         """Stop and start again on the same port (URLs handed out stay valid)."""
         self.stop()
         return self.start()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
