@@ -110,6 +110,10 @@ class ServerUnavailable(RuntimeError):
     """A storage server cannot run here: a binary or module is missing, or it did not start."""
 
 
+class _Crashed(ServerUnavailable):
+    """The server process was killed by a signal while starting."""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -217,7 +221,21 @@ class _Server(StartStop):
         return self._process is not None and self._process.poll() is None
 
     def start(self) -> Self:
-        """Start the server and wait until it accepts connections; a no-op when running."""
+        """Start the server and wait until it accepts connections; a no-op when running.
+
+        A server killed by a signal while starting is started again, up to twice: Debian's
+        xrootd 5.5 has died with SIGSEGV during start-up, with an empty log, about once in a
+        few hundred starts on a loaded machine.
+        """
+        for attempt in range(3):
+            try:
+                return self._start_once()
+            except _Crashed:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> Self:
         if self.running:
             return self
         if _accepts(self.port):
@@ -243,7 +261,7 @@ class _Server(StartStop):
             if code is not None or time.monotonic() > deadline:
                 self.stop()
                 why = f"exited with status {code}" if code is not None else "timed out"
-                raise ServerUnavailable(
+                raise (_Crashed if code is not None and code < 0 else ServerUnavailable)(
                     f"{self.name} on {HOST}:{self.port} did not start ({why}): "
                     f"{' '.join(command)}\n--- {self.log_file}\n{_tail(self.log_file)}"
                     f"\n--- console\n{_tail(self.workdir / f'{self.name}.console.log')}"
