@@ -112,9 +112,9 @@ def https_factory(
     """Start fresh nginx servers (``factory(root_dir=None, token=None)``), stopped afterwards."""
     started: list[NginxServer] = []
 
-    def factory(root_dir: Path | None = None, token: str | None = None) -> NginxServer:
+    def factory(root_dir: Path | None = None, token: str | None = None, client_certs: bool = False) -> NginxServer:
         root = root_dir or tmp_path_factory.mktemp("https-root")
-        server = NginxServer(root, tmp_path_factory.mktemp("nginx"), token=token)
+        server = NginxServer(root, tmp_path_factory.mktemp("nginx"), token=token, client_certs=client_certs)
         started.append(server)
         return _start(server)
 

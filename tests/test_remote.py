@@ -192,3 +192,22 @@ def test_remote_errors_are_clear(sample, zmumu_path, xrootd_server, tmp_path):
     path.write_text("datasets:\n  x:\n    files: [s3x://bucket/file.root]\n    metadata: {is_mc: true}\n")
     with pytest.raises(DatasetError, match=r"unknown URL scheme 's3x://'; highrate reads .*https://.*root://"):
         highrate.load_datasets(path)
+
+
+def test_x509_proxy_is_presented_to_https_servers_that_require_it(sample, zmumu_path, local_result, https_factory,
+                                                                  tmp_path, monkeypatch):
+    """nginx answers 403 unless the client shows a certificate of its CA: the user's proxy file."""
+    datasets = _local(sample)
+    web = https_factory(tmp_path / "x509-site", client_certs=True)
+    copies = _publish(datasets, web.root_dir)
+    remote = _remote(datasets, lambda f: web.url(copies[f]), ca_file=str(web.ca_file))
+    monkeypatch.delenv("BEARER_TOKEN", raising=False)
+    monkeypatch.delenv("BEARER_TOKEN_FILE", raising=False)
+    monkeypatch.setattr("os.getuid", lambda: 987654)  # no /tmp/x509up_u<uid> or /tmp/bt_u<uid> defaults
+    monkeypatch.delenv("X509_USER_PROXY", raising=False)
+    with pytest.raises(CredentialError) as info:
+        highrate.run(highrate.load_analysis(zmumu_path), remote)
+    assert "403" in str(info.value) and "voms-proxy-init" in str(info.value)
+    monkeypatch.setenv("X509_USER_PROXY", str(web.user_proxy))
+    run = highrate.run(highrate.load_analysis(zmumu_path), remote, options=highrate.RunOptions(chunk_size=5000))
+    assert_same_result(run.result, local_result)

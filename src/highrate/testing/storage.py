@@ -405,9 +405,11 @@ class NginxServer(_Server):
         workdir: Path,
         *,
         token: str | None = None,
+        client_certs: bool = False,
         port: int | None = None,
     ) -> None:
         super().__init__(workdir, port)
+        self.client_certs = client_certs
         self.root_dir = Path(root_dir).resolve()
         if '"' in str(self.root_dir) or "\\" in str(self.root_dir):
             raise ValueError(f"nginx cannot serve a path with quotes: {self.root_dir}")
@@ -417,6 +419,9 @@ class NginxServer(_Server):
         self._state = self.workdir / "nginx"
         #: PEM of the CA that signed the server certificate: pass it to clients.
         self.ca_file = self._state / "ca.pem"
+        #: A client certificate and its key in one PEM file, as a grid proxy is kept; with
+        #: ``client_certs=True`` the server answers 403 to clients that do not present it.
+        self.user_proxy = self._state / "x509up_test"
 
     @property
     def log_file(self) -> Path:
@@ -471,6 +476,10 @@ class NginxServer(_Server):
                 f'        if ($http_authorization != "Bearer {self.token}") {{ return 401; }}\n'
                 "        add_header WWW-Authenticate $highrate_www_authenticate always;\n"
             )
+        if self.client_certs:
+            auth += "        if ($ssl_client_verify != SUCCESS) { return 403; }\n"
+        verify = (f"        ssl_client_certificate {self.ca_file};\n        ssl_verify_client optional;\n"
+                  if self.client_certs else "")
         return f"""\
 {"user root;" if os.geteuid() == 0 else ""}
 worker_processes 1;
@@ -493,7 +502,7 @@ http {{
         server_name localhost {HOST};
         ssl_certificate {state / "server.pem"};
         ssl_certificate_key {state / "server.key"};
-        root "{self.root_dir}";
+{verify}        root "{self.root_dir}";
 {auth}        location / {{
             dav_methods PUT DELETE MKCOL COPY MOVE;
             dav_ext_methods PROPFIND OPTIONS;
@@ -574,3 +583,16 @@ def _write_certificates(directory: Path) -> None:
     key_path.chmod(0o600)
     (directory / "server.pem").write_bytes(server.public_bytes(pem) + ca.public_bytes(pem))
     (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    user_key = ec.generate_private_key(ec.SECP256R1())
+    user = (
+        builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "highrate test user")]),
+                user_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=False, **usage), True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    proxy = directory / "x509up_test"
+    proxy.write_bytes(user.public_bytes(pem) + user_key.private_bytes(
+        pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    proxy.chmod(0o600)
