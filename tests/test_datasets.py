@@ -133,3 +133,12 @@ def test_remote_wildcards_are_refused_with_the_alternative(tmp_path):
     path.write_text("datasets:\n  x:\n    files: ['root://eos.cern.ch//store/*.root']\n    metadata: {is_mc: true}\n")
     with pytest.raises(DatasetError, match=r"wildcards are expanded for local paths only.*rucio://SCOPE:NAME"):
         load_datasets(path)
+
+
+@pytest.mark.parametrize(("url", "missing"), [("root:///store/f.root", "host"), ("https://", "host"),
+                                              ("davs://site.example:2880/", "file path")])
+def test_malformed_urls_are_named(tmp_path, url, missing):
+    path = tmp_path / "d.yaml"
+    path.write_text(f"datasets:\n  x:\n    files: ['{url}']\n    metadata: {{is_mc: true}}\n")
+    with pytest.raises(DatasetError, match=rf"dataset 'x': '{url}' is not a file URL: it has no {missing}"):
+        load_datasets(path)

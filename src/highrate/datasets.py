@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -210,6 +211,12 @@ def _check_scheme(url: str, where: str) -> None:
         source_for(url)
     except ConfigError as err:
         raise DatasetError(f"{where}: {err}") from err
+    parts = urlsplit(url)
+    if parts.scheme != "file" and (not parts.hostname or parts.path.strip("/") == ""):
+        missing = "host" if not parts.hostname else "file path"
+        raise DatasetError(
+            f"{where}: {url!r} is not a file URL: it has no {missing} (write {parts.scheme}://HOST[:PORT]/PATH)."
+        )
 
 
 def _replica_entry(entry: dict[str, Any], *, base: Path, where: str) -> FileLocations:

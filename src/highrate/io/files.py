@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 import uproot
 
-from highrate.errors import CredentialError, HighrateError, InputFileError, did_you_mean
+from highrate.errors import (
+    ConfigError,
+    CredentialError,
+    HighrateError,
+    InputFileError,
+    did_you_mean,
+)
 from highrate.io.sources import AccessOptions, local_path, open_args
 
 _MAX_OPEN = 8
@@ -165,6 +171,10 @@ def _open_remote(url: str, access: AccessOptions) -> Any:
         _check_complete(url, file, int(file.file.source.num_bytes))
     except InputFileError:
         raise
+    except ImportError as err:
+        raise ConfigError(
+            f"file {url!r}: reading {url.split('://')[0]}:// needs {err.name or err}: pip install 'highrate[remote]'."
+        ) from err
     except Exception as err:
         raise remote_error(url, err) from err
     return file
