@@ -343,3 +343,16 @@ def test_corrupt_chunk_without_skip_names_file_and_range(attempt, inputs, tmp_pa
     assert message.count(str(inputs.corrupt)) == 1
     assert f"[{lo}, {hi})" in message
     assert "--skip-bad-files" in message
+
+
+def test_missing_dataset_metadata_is_named(sample, tmp_path):
+    """A weight reading meta["target_lumi"] on a dataset without it: the key, the stage and the fix."""
+    import highrate
+    from highrate import Analysis, Axis, Histogram, Weight
+    from highrate.errors import ConfigError
+
+    analysis = Analysis(name="needs_lumi", weights=[Weight("norm", lambda ev, params, meta: meta["target_lumi"] * ev.genWeight)],
+                        histograms=[Histogram("met", Axis("MET.pt", 10, 0, 100))])
+    mc = next(d for d in highrate.load_datasets(sample) if d.is_mc)
+    with pytest.raises(ConfigError, match=r"weight 'norm': the dataset's metadata has no 'target_lumi' .*add 'target_lumi: \.\.\.'"):
+        highrate.run(analysis, [mc])

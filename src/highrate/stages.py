@@ -19,7 +19,7 @@ import numpy as np
 from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
 from highrate.binning import fill_variations, flat_bins
 from highrate.collections import recording_fields
-from highrate.errors import ChunkError, UnknownQuantityError
+from highrate.errors import ChunkError, ConfigError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
 from highrate.result import Result
 from highrate.weights import WeightSet, event_weights
@@ -249,6 +249,15 @@ def _guard(thunk: Any, where: str, events: ak.Array) -> Any:
     except AttributeError as err:
         if "no field named" in str(err):
             raise UnknownQuantityError(f"{where}: {err}. Event fields: {', '.join(events.fields)}.") from err
+        raise
+    except KeyError as err:
+        key = err.args[0] if err.args else None
+        meta = next((a for a in getattr(thunk, "args", ()) if isinstance(a, Mapping)), None)
+        if isinstance(key, str) and meta is not None and key not in meta:
+            raise ConfigError(
+                f"{where}: the dataset's metadata has no {key!r} (it has {', '.join(sorted(meta))}); "
+                f"add '{key}: ...' under the dataset's metadata in the datasets file."
+            ) from err
         raise
 
 
