@@ -200,6 +200,12 @@ def test_cli_lists_replicas_and_reports_which_served(catalogue, rucio_env, tmp_p
         assert row["size"] == Path(f).stat().st_size and row["entries"] == 12_000
         assert row["served_by"] == row["replicas"][0] and row["replicas"][0].startswith("root://")
         assert 0 < row["needed_bytes"] < row["size"]
+    assert main(["datasets", "--datasets", str(path), "--check"]) == 0
+    text = capsys.readouterr().out
+    first = mine[0]
+    assert f"{mc.name}: {len(mc.files)} file(s)" in text and first["name"] in text
+    assert f"1. {first['replicas'][0]} [XRD_SITE] <- served" in text
+    assert f"2. {first['replicas'][1]} [WEB_SITE]" in text
     out = tmp_path / "out"
     assert main(["run", str(zmumu_path), "--datasets", str(path), "--output", str(out), "--no-progress",
                  "--chunk-size", "5000"]) == 0

@@ -118,11 +118,13 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
+    from rich.console import Console
     from rich.markup import escape
 
-    from highrate.console import console
     from highrate.datasets import load_datasets, select
     from highrate.listing import list_files
+
+    console = Console()  # the listing is the command's output: stdout, unlike progress and errors
 
     analysis = None
     if args.analysis:
