@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import awkward as ak
 import numpy as np
 import pytest
 import uproot
@@ -100,3 +101,28 @@ def test_data_gets_neither_mc_weights_nor_shape_variations(sample):
 def test_shape_variation_output_names(outcome):
     variations = {k[3] for k in outcome.result.histograms}
     assert variations == {"nominal", "npvUp", "npvDown", "JESUp", "JESDown"}
+
+
+def test_up_and_down_share_one_dict_per_chunk(mc, zmumu_path):
+    """``shared`` is one dict for both directions of a chunk, and a new one for the next chunk."""
+    import dataclasses
+
+    seen = []
+
+    def shift(events, direction, meta, shared):
+        shared[direction] = True
+        if ak.backend(events) != "typetracer":  # the trace calls it too, on shapeless events
+            seen.append((direction, id(shared), dict(shared)))
+        return {"Jet": events.Jet}
+
+    nominal = highrate.load_analysis(zmumu_path)
+    analysis = dataclasses.replace(nominal, variations=(highrate.ShapeVariation("same", shift),))
+    run = highrate.run(analysis, [mc], options=highrate.RunOptions(chunk_size=5000))
+    real = seen
+    assert len(real) == 2 * run.chunks
+    for up, down in zip(real[::2], real[1::2], strict=True):
+        assert (up[0], down[0]) == ("up", "down") and up[1] == down[1]
+        assert up[2] == {"up": True} and down[2] == {"up": True, "down": True}
+    for key, h in run.result.histograms.items():  # an identity shift changes nothing
+        if key[3] in ("sameUp", "sameDown"):
+            np.testing.assert_array_equal(h.values(), run.result.histograms[(*key[:3], "nominal")].values())

@@ -64,25 +64,31 @@ def _shift_jets(events, factor):
     return {"Jet": jets, "MET": met}
 
 
-def jes(events, direction, meta):
-    unc = jes_uncertainty(events.Jet, corrections(meta) / "jes.json")
+def jes(events, direction, meta, shared):
+    if "unc" not in shared:  # the same uncertainty moves the jets up and down: evaluate it once
+        shared["unc"] = jes_uncertainty(events.Jet, corrections(meta) / "jes.json")
+    unc = shared["unc"]
     return _shift_jets(events, 1 + unc if direction == "up" else 1 - unc)
 
 
-def jer(events, direction):
+def _jer_numbers(events):
+    """One standard normal number per jet, the same for a jet every time (keyed by event and index)."""
     jets = events.Jet
-    counts = ak.num(jets, axis=1)
     if ak.backend(jets) == "typetracer":  # tracing: only which branches are read matters
         keys = ak.values_astype(events.event, np.float64) + events.luminosityBlock
-        z = ak.values_astype(jets.pt, np.float64) * 0 + keys[:, None] * 0
-    else:
-        n = ak.to_numpy(counts)
-        key = np.repeat(ak.to_numpy(events.event), n)
-        index = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
-        lumi = np.repeat(ak.to_numpy(events.luminosityBlock), n)
-        z = ak.unflatten(normal_from_keys(key, lumi, index), n)  # the same number for a jet every time
+        return ak.values_astype(jets.pt, np.float64) * 0 + keys[:, None] * 0
+    n = ak.to_numpy(ak.num(jets, axis=1))
+    key = np.repeat(ak.to_numpy(events.event), n)
+    index = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    lumi = np.repeat(ak.to_numpy(events.luminosityBlock), n)
+    return ak.unflatten(normal_from_keys(key, lumi, index), n)
+
+
+def jer(events, direction, meta, shared):
+    if "z" not in shared:
+        shared["z"] = _jer_numbers(events)
     sign = 1 if direction == "up" else -1
-    return _shift_jets(events, 1 + sign * JER_RESOLUTION * z)
+    return _shift_jets(events, 1 + sign * JER_RESOLUTION * shared["z"])
 
 
 _leading = {"lead_mu_pos": [Cut("lead_mu_pos", lambda ev: nth_value(ev.MuonGood.charge, 0, fill=0) > 0)],

@@ -27,6 +27,17 @@ from highrate.errors import ConfigError, did_you_mean
 QUANTITY_PATTERN = re.compile(r"^(?P<base>[A-Za-z_]\w*)(?:\.(?P<field>[A-Za-z_]\w*))?(?:\[(?P<index>\d+)\])?$")
 
 
+def _positional(function: Callable[..., Any]) -> int:
+    """How many positional arguments ``function`` takes (4 for ``*args``)."""
+    try:
+        params = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 4
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+
+
 def _arity(function: Callable[..., Any], what: str) -> int:
     if not callable(function):
         raise ConfigError(f"{what}: expected a function of the events, got {type(function).__name__}.")
@@ -85,11 +96,13 @@ class Weight(_Step):
 class ShapeVariation:
     """A systematic shift of objects (jet energy scale, resolution, ...), up and down.
 
-    ``function(events, direction)`` or ``function(events, direction, meta)`` with direction
-    ``"up"`` or ``"down"`` returns a mapping of event fields to replace, e.g.
-    ``{"Jet": shifted_jets, "MET": shifted_met}``. Objects, preselection, quantities,
-    categories and weights are then recomputed on the shifted events (objects only when they
-    depend on a replaced field) and histograms filled as ``{name}Up`` / ``{name}Down``.
+    ``function(events, direction)``, ``function(events, direction, meta)`` or
+    ``function(events, direction, meta, shared)`` with direction ``"up"`` or ``"down"`` returns
+    a mapping of event fields to replace, e.g. ``{"Jet": shifted_jets, "MET": shifted_met}``.
+    Objects, preselection, quantities, categories and weights are then recomputed on the
+    shifted events (objects only when they depend on a replaced field) and histograms filled as
+    ``{name}Up`` / ``{name}Down``. ``shared`` is one dict per chunk for both directions: work
+    they have in common (an uncertainty, smearing numbers) is computed once and kept there.
     """
 
     name: str
@@ -99,13 +112,17 @@ class ShapeVariation:
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_]\w*", self.name or ""):
             raise ConfigError(f"shape variation name {self.name!r} must be a simple identifier.")
-        n = _arity(self.function, f"shape variation {self.name!r}")
-        if n < 2:
-            raise ConfigError(f"shape variation {self.name!r}: the function takes (events, direction[, meta]).")
+        n = _positional(self.function)
+        if not callable(self.function) or not 2 <= n <= 4:
+            raise ConfigError(
+                f"shape variation {self.name!r}: the function takes (events, direction[, meta[, shared]])."
+            )
         object.__setattr__(self, "_nargs", n)
 
-    def __call__(self, events: Any, direction: str, meta: Mapping[str, Any]) -> Mapping[str, Any]:
-        args = (events, direction, meta)[: self._nargs]  # type: ignore[attr-defined]
+    def __call__(
+        self, events: Any, direction: str, meta: Mapping[str, Any], shared: dict[str, Any] | None = None
+    ) -> Mapping[str, Any]:
+        args = (events, direction, meta, {} if shared is None else shared)[: self._nargs]  # type: ignore[attr-defined]
         return self.function(*args)
 
 

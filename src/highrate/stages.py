@@ -61,9 +61,10 @@ def run_stages(
     for variation in analysis.variations:
         if variation.mc_only and not meta.get("is_mc", False):
             continue
+        shared: dict[str, Any] = {}  # what up and down have in common, computed once per chunk
         for direction, suffix in (("up", "Up"), ("down", "Down")):
             where = f"shape variation {variation.name!r} ({direction})"
-            replaced = _guard(partial(variation, skimmed, direction, meta), where, skimmed)
+            replaced = _guard(partial(variation, skimmed, direction, meta, shared), where, skimmed)
             if not isinstance(replaced, Mapping):
                 raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
             if tracing:  # the rest reads the same branches as the nominal, through the replaced fields
