@@ -34,10 +34,8 @@ def axis_bins(axis: hist.axis.Regular | hist.axis.Variable, x: np.ndarray) -> np
     if isinstance(axis, hist.axis.Regular) and not axis.transform:
         lo, hi = edges[0], edges[-1]
         z = (x - lo) / (hi - lo)
-        inside = (z >= 0) & (z < 1)
-        out = np.where(z < 0, -1, axis.size)  # NaN compares false: overflow
-        out[inside] = (z[inside] * axis.size).astype(np.int64)
-        return out
+        # C++'s int(z * size) where 0 <= z < 1; fmin sends NaN to overflow as boost does
+        return np.maximum(np.fmin(np.floor(z * axis.size), axis.size), -1).astype(np.int64)
     if isinstance(axis, hist.axis.Variable):
         return np.searchsorted(edges, x, side="right") - 1  # NaN sorts last: overflow
     return np.asarray(axis.index(x), dtype=np.int64)
