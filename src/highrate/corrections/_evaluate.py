@@ -10,6 +10,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.corrections._dense import dense_of, lookup
 from highrate.corrections._load import Correction, CorrectionError
 from highrate.errors import did_you_mean
 from highrate.jagged import flat_parts, is_typetracer
@@ -135,6 +136,13 @@ _CATEGORY = re.compile(r"not available in Category for input argument (\d+) val(
 
 
 def _call(correction: Correction, columns: list[Any]) -> Any:
+    if any(isinstance(c, np.ndarray) for c in columns):
+        dense = dense_of(correction.path, correction.name, [(i.name, i.type) for i in correction.inputs],
+                         correction._impl)
+        if dense is not None:
+            values = lookup(dense, columns)
+            if values is not None:
+                return values
     try:
         return correction._impl.evaluate(*columns)
     except (RuntimeError, IndexError, ValueError, TypeError) as err:
