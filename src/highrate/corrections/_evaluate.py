@@ -136,7 +136,7 @@ _CATEGORY = re.compile(r"not available in Category for input argument (\d+) val(
 
 
 def _call(correction: Correction, columns: list[Any]) -> Any:
-    if any(isinstance(c, np.ndarray) for c in columns):
+    if len(columns) == len(correction.inputs) and any(isinstance(c, np.ndarray) for c in columns):
         dense = dense_of(correction.path, correction.name, [(i.name, i.type) for i in correction.inputs],
                          correction._impl)
         if dense is not None:
