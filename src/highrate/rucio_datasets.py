@@ -96,17 +96,6 @@ def resolve(url: str, settings: RucioSettings, *, where: str, refresh: bool = Fa
     return files
 
 
-def cache_info(url: str, settings: RucioSettings) -> dict[str, Any] | None:
-    """When the cached resolution of ``url`` was made and until when it is used; None if absent."""
-    scope, name = parse_did(url, where="")
-    path = _cache_path(scope, name, settings)
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return {"path": str(path), "resolved_at": doc["resolved_at"], "valid_until": doc["valid_until"]}
-
-
 def _client(settings: RucioSettings, where: str) -> Any:
     try:
         from rucio.client import Client

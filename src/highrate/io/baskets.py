@@ -136,7 +136,6 @@ class FetchStats:
 
     bytes: int = 0
     requests: int = 0
-    ranges: int = 0
 
 
 MAX_GAP = 32 * 1024  # uproot's coalescing: ranges closer than this travel as one
@@ -181,7 +180,7 @@ def _coalesced(ranges: list[tuple[int, int]]) -> FetchStats:
         if size and size + (hi - lo) >= MAX_REQUEST:
             requests, size = requests + 1, 0
         size += hi - lo
-    return FetchStats(sum(hi - lo for lo, hi in clusters), requests, len(clusters))
+    return FetchStats(sum(hi - lo for lo, hi in clusters), requests)
 
 
 class _Null:

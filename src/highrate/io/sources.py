@@ -43,7 +43,6 @@ class Source:
     name: str
     schemes: tuple[str, ...]
     open_args: Callable[[str, AccessOptions], tuple[str, dict[str, Any]]]  # (url for uproot, options)
-    local: bool = False
 
 
 _SOURCES: dict[str, Source] = {}
@@ -164,7 +163,7 @@ def _http(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
     return url, {"get_client": client_factory(access), "skip_instance_cache": True}
 
 
-register_source(Source("local", ("file",), _local, local=True))
+register_source(Source("local", ("file",), _local))
 register_source(Source("xrootd", ("root", "xroot"), _xrootd))
 register_source(Source("https", ("https", "http", "davs", "dav"), _http))
 
