@@ -177,3 +177,30 @@ def test_datasets_file_replica_entries(tmp_path, sample):
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(DatasetError, match="listed twice"):
         highrate.load_datasets(path)
+
+
+def test_chunks_that_lose_every_replica_are_reported_with_each(sample, zmumu_path, tmp_path):
+    analysis = highrate.load_analysis(zmumu_path)
+    mc = _mc(sample)
+    from dataclasses import replace
+
+    first = mc.files[0]
+    copy, missing = tmp_path / "only.root", tmp_path / "never.root"
+    shutil.copy(first, copy)
+    dataset = replace(mc, files=(first,), locations={first: FileLocations(first, (str(copy), str(missing)))})
+
+    def progress(p):
+        if p.stage == "chunks" and p.done == 1 and copy.exists():
+            copy.unlink()
+            from highrate.io.files import forget
+
+            forget(str(copy))
+
+    run = highrate.run(analysis, [dataset], progress=progress,
+                       options=highrate.RunOptions(chunk_size=3000, retries=0, skip_bad_files=True))
+    assert run.result.counts[mc.name]["chunks"] == 1
+    lost = run.result.failed
+    assert len(lost) == run.chunks - 1 and all("all 2 replicas failed" in f["error"] for f in lost)
+    tried = {f["replica"] for f in run.result.files[first]["replica_failures"]}
+    assert tried == {str(copy), str(missing)}
+    assert run.result.files[first]["served_by"] == {str(copy): 1}

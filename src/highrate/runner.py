@@ -156,6 +156,7 @@ def _run_chunks(
     tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir) for t in tasks]
     pending = [i for i in range(len(tasks)) if i not in accepted]
     failures: dict[int, dict[str, Any]] = {}
+    failed_files: dict[int, dict[str, Any]] = {}
     report(tally.progress(len(accepted), len(tasks), 0, 0))
     for attempt in range(options.retries + 1):
         if not pending:
@@ -167,6 +168,7 @@ def _run_chunks(
                 continue
             if r.failed:
                 failures[i] = {**r.failed[0], "attempts": attempt + 1}
+                failed_files[i] = r.files  # the replicas it tried, for the report
                 final = not _retryable(r.failed[0]) or attempt == options.retries
                 if final and not options.skip_bad_files:
                     raise _as_error(failures[i])
@@ -179,7 +181,9 @@ def _run_chunks(
             report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and _retryable(failures[i])]
     counts["workers"] = tally.workers
-    merged = accumulate([tree.result(), Result(failed=[failures[i] for i in sorted(failures)])])
+    lost = sorted(failures)
+    merged = accumulate([tree.result(), Result(failed=[failures[i] for i in lost]),
+                         *(Result(files=failed_files[i]) for i in lost)])
     return merged, counts
 
 

@@ -179,7 +179,8 @@ def process_indexed(job: tuple[int, Task]) -> Outcome:
 def summarize(outcome: Outcome) -> Outcome:
     """The outcome without its histograms: what the driver needs for bookkeeping and progress."""
     index, result, worker = outcome
-    light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed)
+    light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed,
+                   files=result.files if result.failed else {})
     return index, light, worker
 
 
