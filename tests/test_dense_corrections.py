@@ -71,3 +71,24 @@ def test_out_of_range_and_unknown_keys_are_correctionlibs_errors(tmp_path):
         evaluate(sf, np.array([0.5, 3.0]), np.array([30.0, 30.0]), "nominal")
     with pytest.raises(CorrectionError, match="syst"):
         evaluate(sf, np.array([0.5]), np.array([30.0]), "sideways")
+
+
+def test_several_variations_at_once_equal_one_by_one(tmp_path):
+    import awkward as ak
+
+    from highrate.corrections import muon_sf
+
+    path = _file(tmp_path, "clamp")
+    rng = np.random.default_rng(9)
+    counts = rng.poisson(1.5, 3000)
+    muons = ak.zip({"eta": ak.unflatten(rng.uniform(-2.6, 2.6, counts.sum()).astype(np.float32), counts),
+                    "pt": ak.unflatten(rng.uniform(10, 150, counts.sum()).astype(np.float32), counts)})
+    muons = muons[muons.pt > 12]  # a filtered collection, as objects are
+    together = muon_sf(muons, path, name="sf", variation=("nominal", "up", "down"))
+    reference = correctionlib.CorrectionSet.from_file(str(path))["sf"]
+    for syst, got in zip(("nominal", "up", "down"), together, strict=True):
+        np.testing.assert_array_equal(got, muon_sf(muons, path, name="sf", variation=syst))
+        flat = reference.evaluate(np.abs(ak.to_numpy(ak.flatten(muons.eta))).astype(float),
+                                  ak.to_numpy(ak.flatten(muons.pt)).astype(float), syst)
+        expected = np.array([np.prod(x) for x in ak.unflatten(flat, ak.num(muons))])
+        np.testing.assert_array_equal(got, expected)

@@ -52,9 +52,8 @@ def pileup(events, params, meta):
 
 def muon_scale_factors(name):
     def weight(events, params, meta):
-        mu = events.MuonGood
-        return tuple(muon_sf(mu, corrections(meta) / "muon_sf.json", name=name, variation=v)
-                     for v in ("nominal", "systup", "systdown"))
+        return muon_sf(events.MuonGood, corrections(meta) / "muon_sf.json", name=name,
+                       variation=("nominal", "systup", "systdown"))
     return weight
 
 

@@ -16,12 +16,13 @@ file and the correction.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
-from highrate.corrections._evaluate import _call, _gather, evaluate
+from highrate.corrections._evaluate import _gather, call_each, evaluate
 from highrate.corrections._load import (
     Correction,
     CorrectionError,
@@ -53,25 +54,33 @@ def pileup_weight(events: Any, path: str | os.PathLike[str], variation: str = "n
 
 
 def muon_sf(muons: Any, path: str | os.PathLike[str], *, name: str = "muon_id_sf",
-            variation: str = "nominal") -> Any:
+            variation: str | Sequence[str] = "nominal") -> Any:
     """Per-event product of the muons' scale factors ``name(|eta|, pt, variation)``; 1 without muons.
 
-    ``variation`` is ``nominal``, ``systup`` or ``systdown``.
+    ``variation`` is ``nominal``, ``systup`` or ``systdown``, or a sequence of them: then a tuple
+    of per-event weights, one per variation, with the muons' bins found once for all.
     """
     correction = load_correction(path, name)
+    several = not isinstance(variation, str)
+    keys = list(variation) if several else [variation]
     if is_typetracer(muons.pt):
-        return ak.prod(evaluate(correction, abs(muons.eta), muons.pt, variation), axis=1)
+        found = [ak.prod(evaluate(correction, abs(muons.eta), muons.pt, k), axis=1) for k in keys]
+        return tuple(found) if several else found[0]
     eta_content, eta_starts, counts = flat_parts(muons.eta)
     pt_content, pt_starts, pt_counts = flat_parts(muons.pt)
     eta = np.abs(_gather(eta_content, eta_starts, counts))
     pt = _gather(pt_content, pt_starts, pt_counts)
-    sf = np.asarray(_call(correction, [eta.astype(np.float64), pt.astype(np.float64), variation]))
-    out = np.ones(len(counts), dtype=np.float64)
+    columns = [eta.astype(np.float64), pt.astype(np.float64), keys[0]]
     nonempty = counts > 0
-    if sf.size:
-        starts = (np.cumsum(counts) - counts)[nonempty]
-        out[nonempty] = np.multiply.reduceat(sf, starts)
-    return out
+    starts = (np.cumsum(counts) - counts)[nonempty]
+    out = []
+    for sf in call_each(correction, columns, 2, keys):
+        weight = np.ones(len(counts), dtype=np.float64)
+        sf = np.asarray(sf)
+        if sf.size:
+            weight[nonempty] = np.multiply.reduceat(sf, starts)
+        out.append(weight)
+    return tuple(out) if several else out[0]
 
 
 def jes_uncertainty(jets: Any, path: str | os.PathLike[str], *, name: str = "jes_uncertainty") -> Any:

@@ -78,6 +78,26 @@ def lookup(dense: Dense, columns: list[Any]) -> np.ndarray | None:
     return table.values.ravel()[index]
 
 
+def lookup_each(dense: Dense, columns: list[Any], keys: list[Any]) -> list[np.ndarray] | None:
+    """:func:`lookup` for each category key in ``keys`` (the category column is ignored);
+    the bins are found once for all keys whose tables share their edges."""
+    if dense.category is None or any(k not in dense.tables for k in keys):
+        return None
+    out, found = [], {}
+    for key in keys:
+        table = dense.tables[key]
+        grid = (*(e.tobytes() for e in table.edges), table.inputs, table.clamp)
+        if grid not in found:
+            probe = Table(table.inputs, table.edges, np.arange(table.values.size).reshape(table.values.shape),
+                          table.clamp)
+            index = lookup(Dense(None, {None: probe}), columns)
+            if index is None:
+                return None
+            found[grid] = index.astype(np.int64)
+        out.append(table.values.ravel()[found[grid]])
+    return out
+
+
 def _compile(path: Path, name: str, inputs: list[tuple[str, str]], impl: Any) -> Dense | None:
     try:
         opener = gzip.open if str(path).endswith(".gz") else open

@@ -10,7 +10,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.corrections._dense import dense_of, lookup
+from highrate.corrections._dense import dense_of, lookup, lookup_each
 from highrate.corrections._load import Correction, CorrectionError
 from highrate.errors import did_you_mean
 from highrate.jagged import flat_parts, is_typetracer
@@ -147,6 +147,19 @@ def _call(correction: Correction, columns: list[Any]) -> Any:
         return correction._impl.evaluate(*columns)
     except (RuntimeError, IndexError, ValueError, TypeError) as err:
         raise _translate(correction, columns, err) from err
+
+
+def call_each(correction: Correction, columns: list[Any], position: int, keys: list[Any]) -> list[Any]:
+    """``_call`` with each of ``keys`` in input ``position`` (a variation): the bins of the other
+    inputs are found once when the correction is a table."""
+    if len(columns) == len(correction.inputs) and any(isinstance(c, np.ndarray) for c in columns):
+        dense = dense_of(correction.path, correction.name, [(i.name, i.type) for i in correction.inputs],
+                         correction._impl)
+        if dense is not None and dense.category == position:
+            found = lookup_each(dense, columns, keys)
+            if found is not None:
+                return found
+    return [_call(correction, [*columns[:position], key, *columns[position + 1:]]) for key in keys]
 
 
 def _translate(correction: Correction, columns: list[Any], err: Exception) -> CorrectionError:
