@@ -326,6 +326,7 @@ class ChunkRecorder:
         self.result.categories[dataset] = {}
         self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
         self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition: its axes bin
+        self._binned: dict[str, tuple[list[Filled], np.ndarray]] = {}  # the latest pass's bins
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
@@ -347,6 +348,23 @@ class ChunkRecorder:
     def _n_events(self) -> int:
         return self.cutflow["presel"]
 
+    def _bins(self, histogram: Histogram, axes: list[Filled], values: list[Any]) -> np.ndarray:
+        """The bin of every value, found once per pass: each category then picks its rows.
+
+        Only the latest pass's bins are kept per histogram (a pass hands the same ``Filled``
+        objects to every category)."""
+        cached = self._binned.get(histogram.name)
+        if cached is not None and len(cached[0]) == len(axes) and all(
+            a is b for a, b in zip(cached[0], axes, strict=True)
+        ):
+            return cached[1]
+        template = self._templates.get(histogram.name)
+        if template is None:
+            template = self._templates[histogram.name] = make_hist(histogram)
+        flat = flat_bins(template, [to_numpy(v, where=f"histogram {histogram.name!r}") for v in values])
+        self._binned[histogram.name] = (list(axes), flat)
+        return flat
+
     def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
         """Fill one histogram per variation in ``weights``; the values are selected once."""
@@ -356,18 +374,14 @@ class ChunkRecorder:
             raise UnknownQuantityError(
                 f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
             )
-        keep = None
-        if mask is not None:
-            keep = np.flatnonzero(mask if index is None else mask[index])
-            values = [v[keep] for v in values]
+        keep = None if mask is None else np.flatnonzero(mask if index is None else mask[index])
         rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
         ds = dataset or self.dataset
-        template = self._templates.get(histogram.name)
-        if template is None:
-            template = self._templates[histogram.name] = make_hist(histogram)
-        flat = flat_bins(template, [to_numpy(v, where=f"histogram {histogram.name!r}") for v in values])
+        flat = self._bins(histogram, axes, values)
+        if keep is not None:
+            flat = flat[keep]
         selected = [None if w is None else (w if rows is None else w[rows]) for w in weights.values()]
-        shape = tuple(a.size + 2 for a in template.axes)
+        shape = tuple(a.size + 2 for a in self._templates[histogram.name].axes)
         for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
             self.result.histograms[(histogram.name, ds, category, variation)] = h
 
