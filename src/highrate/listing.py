@@ -62,7 +62,7 @@ def _check(row: FileRow, dataset: Dataset, analysis: Analysis | None) -> None:
             needed = None
             if branches is not None:
                 needed = sum(_branch_bytes(ttree[b]) for b in branches if b in ttree)
-            return int(ttree.num_entries), int(ttree.file.source.num_bytes), needed
+            return int(ttree.num_entries), handle.size, needed
 
     try:
         (entries, size, needed), served, failures = first_working(

@@ -138,7 +138,7 @@ def _read(item: WorkItem, plan: DatasetPlan, timeout: float | None) -> tuple[Any
 
     def attempt(replica: str) -> Any:
         with opened(replica, item.tree, plan.access) as handle:
-            same_file(handle.ttree, item.uuid, item.size, replica)
+            same_file(handle, item.uuid, item.size, replica)
             return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica))
 
     return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
@@ -148,13 +148,13 @@ def _where(item: WorkItem, replica: str) -> str:
     return item.describe() if replica == item.url else f"{item.describe()} (replica {replica!r})"
 
 
-def same_file(ttree: Any, uuid: str | None, size: int | None, replica: str) -> None:
-    """Raise :class:`ReplicaMismatch` when a replica is not the file it stands for."""
-    if uuid and str(ttree.file.uuid) != uuid:
-        raise ReplicaMismatch(f"replica {replica!r} is another file (UUID {ttree.file.uuid}, expected {uuid}).")
-    actual = getattr(ttree.file.source, "num_bytes", None)
-    if size is not None and actual is not None and int(actual) != size:
-        raise ReplicaMismatch(f"replica {replica!r} has {int(actual):,} bytes, expected {size:,}.")
+def same_file(handle: Any, uuid: str | None, size: int | None, replica: str) -> None:
+    """Raise :class:`ReplicaMismatch` when a replica (an open tree) is not the file it stands for."""
+    found = str(handle.ttree.file.uuid)
+    if uuid and found != uuid:
+        raise ReplicaMismatch(f"replica {replica!r} is another file (UUID {found}, expected {uuid}).")
+    if size is not None and handle.size != size:
+        raise ReplicaMismatch(f"replica {replica!r} has {handle.size:,} bytes, expected {size:,}.")
 
 
 Outcome = tuple[int, Result, str]  # (task index, result, worker that ran it)

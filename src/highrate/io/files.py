@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from highrate.io.sources import AccessOptions, local_path, open_args
 _MAX_OPEN = 8
 _open: OrderedDict[tuple[str, str], Any] = OrderedDict()
 _lock = threading.Lock()
+_exit_hook = False
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,38 @@ class OpenTree:
     fd: int | None  # a plain file descriptor for local files (pread is the cheapest read)
     layouts: dict[str, Any] = field(default_factory=dict)
     users: int = 0  # readers holding it: an evicted handle closes when the last one lets go
+    size: int = 0  # bytes of the file, found once when it is opened (remotely a request each time)
     evicted: bool = False
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        source = self.ttree.file.source
         self.ttree.file.close()
+        _release_handles(source)
+
+
+def _release_handles(source: Any) -> None:
+    """Close the server-side handles fsspec-xrootd keeps for a file once uproot lets it go.
+
+    Left to its own finalizer they stay open until the process exits, where closing them on a
+    server that has gone away prints a traceback (fsspec-xrootd catches only timeouts there).
+    """
+    cache = getattr(getattr(source, "_fs", None), "_readonly_filehandle_cache", None)
+    if cache is not None:
+        with suppress(Exception):
+            cache.close_all()
+        cache._cache.clear()
+
+
+def _close_all_at_exit() -> None:
+    with _lock:
+        handles = list(_open.values())
+        _open.clear()
+    for handle in handles:
+        with suppress(Exception):
+            handle.close()
 
 
 @contextmanager
@@ -95,7 +122,7 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
             _open.move_to_end(key)
             _open[key].users += 1
             return _open[key]
-    file = _open_file(url, access or AccessOptions())
+    file, size = _open_file(url, access or AccessOptions())
     try:
         ttree = file[tree]
     except KeyError as err:
@@ -111,7 +138,7 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
         file.close()
         raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
     path = local_path(url)
-    handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1)
+    handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1, size=size)
     with _lock:
         if key in _open:  # another thread opened it meanwhile
             _evict(_open.pop(key))
@@ -134,7 +161,7 @@ def forget(url: str) -> None:
             _evict(_open.pop(key))
 
 
-def _open_file(url: str, access: AccessOptions) -> Any:
+def _open_file(url: str, access: AccessOptions) -> tuple[Any, int]:
     path = local_path(url)
     if path is None:
         return _open_remote(url, access)
@@ -157,18 +184,24 @@ def _open_file(url: str, access: AccessOptions) -> Any:
         else:
             reason = f"cannot be read as ROOT, truncated or corrupt? ({reason})"
         raise InputFileError(f"file {url!r}: {reason}") from err
-    _check_complete(url, file, os.path.getsize(path))
-    return file
+    size = os.path.getsize(path)
+    _check_complete(url, file, size)
+    return file, size
 
 
-def _open_remote(url: str, access: AccessOptions) -> Any:
+def _open_remote(url: str, access: AccessOptions) -> tuple[Any, int]:
     from highrate import credentials
 
     credentials.activate(access.credentials)
+    global _exit_hook
+    if not _exit_hook:  # registered after fsspec-xrootd's own hook, so it runs before it
+        atexit.register(_close_all_at_exit)
+        _exit_hook = True
     target, options = open_args(url, access)
     try:
         file = uproot.open(target, object_cache=None, array_cache=None, **options)
-        _check_complete(url, file, int(file.file.source.num_bytes))
+        size = int(file.file.source.num_bytes)
+        _check_complete(url, file, size)
     except InputFileError:
         raise
     except ImportError as err:
@@ -177,7 +210,7 @@ def _open_remote(url: str, access: AccessOptions) -> Any:
         ) from err
     except Exception as err:
         raise remote_error(url, err) from err
-    return file
+    return file, size
 
 
 def _check_complete(url: str, file: Any, size: int) -> None:
@@ -213,10 +246,10 @@ def remote_error(url: str, err: BaseException) -> HighrateError:
 def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileInfo:
     """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
     with opened(url, tree, access) as handle:
-        return _describe(url, tree, handle.ttree)
+        return _describe(url, tree, handle.ttree, handle.size)
 
 
-def _describe(url: str, tree: str, ttree: Any) -> FileInfo:
+def _describe(url: str, tree: str, ttree: Any, size: int) -> FileInfo:
     try:
         branches: dict[str, BranchInfo] = {}
         other: list[str] = []
@@ -232,7 +265,7 @@ def _describe(url: str, tree: str, ttree: Any) -> FileInfo:
             tree=tree,
             entries=int(ttree.num_entries),
             uuid=str(ttree.file.uuid),
-            size=int(ttree.file.source.num_bytes) if hasattr(ttree.file.source, "num_bytes") else 0,
+            size=size,
             clusters=clusters,
             branches=branches,
             other_branches=tuple(other),
