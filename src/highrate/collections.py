@@ -4,6 +4,7 @@
 jagged boolean slicing costs ~45 ms per million events for a collection of a few fields. When
 both the collection and the mask are plain packed lists with the same offsets (as highrate
 builds them), the same result is a few numpy gathers. Anything else takes awkward's path.
+Fields of collections and of the event record come as :class:`highrate.fastarrays.FastArray`.
 """
 
 from __future__ import annotations
@@ -16,33 +17,62 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.fastarrays import fast, fast_function, list_offsets, select_lists
+
 COLLECTION = "highrate.Collection"
 EVENTS = "highrate.Events"
 _accessed: ContextVar[set[str] | None] = ContextVar("highrate_accessed_fields", default=None)
 
 
 class Collection(ak.Array):
-    """A jagged array of records, one list of objects per event."""
+    """A jagged array of records, one list of objects per event; fields come as fast arrays."""
 
     def __getitem__(self, where: Any) -> Any:
-        fast = select_objects(self, where)
-        return fast if fast is not None else super().__getitem__(where)
+        if isinstance(where, str):
+            return fast(super().__getitem__(where))
+        selected = select_objects(self, where)
+        return selected if selected is not None else super().__getitem__(where)
+
+    def __getattr__(self, name: str) -> Any:
+        return fast(super().__getattr__(name))
+
+    def __awkward_function__(self, func: Any, array_likes: Any, args: tuple, kwargs: dict) -> Any:
+        return fast_function(func, args, kwargs)
+
+
+class Group(ak.Array):
+    """A record of flat branches sharing a prefix (``events.HLT``); fields come as fast arrays."""
+
+    def __getitem__(self, where: Any) -> Any:
+        return fast(super().__getitem__(where)) if isinstance(where, str) else super().__getitem__(where)
+
+    def __getattr__(self, name: str) -> Any:
+        return fast(super().__getattr__(name))
 
 
 class Events(ak.Array):
     """The event record; notes which fields analysis code reads while a recording is active."""
 
     def __getitem__(self, where: Any) -> Any:
-        seen = _accessed.get()
-        if seen is not None and isinstance(where, str):
-            seen.add(where)
+        if isinstance(where, str):
+            seen = _accessed.get()
+            if seen is not None:
+                seen.add(where)
+            return _field(super().__getitem__(where))
         return super().__getitem__(where)
 
     def __getattr__(self, name: str) -> Any:
         seen = _accessed.get()
         if seen is not None and not name.startswith("_") and name in self.fields:
             seen.add(name)
-        return super().__getattr__(name)
+        return _field(super().__getattr__(name))
+
+
+def _field(value: Any) -> Any:
+    if type(value) is ak.Array and isinstance(value.layout, ak.contents.RecordArray) and not value.layout.parameters:
+        value.__class__ = Group
+        return value
+    return fast(value)
 
 
 @contextmanager
@@ -61,32 +91,28 @@ behavior: dict[Any, Any] = {("*", COLLECTION): Collection, ("*", EVENTS): Events
 
 def select_objects(collection: ak.Array, mask: Any) -> ak.Array | None:
     """``collection[mask]`` for a per-object boolean mask via numpy, or None if not applicable."""
-    if not isinstance(mask, ak.Array) or ak.backend(collection) != "cpu" or ak.backend(mask) != "cpu":
+    if not isinstance(mask, ak.Array):
         return None
     lay, mlay = collection.layout, mask.layout
-    if not (
-        isinstance(lay, ak.contents.ListOffsetArray)
-        and isinstance(lay.content, ak.contents.RecordArray)
-        and isinstance(mlay, ak.contents.ListOffsetArray)
-        and isinstance(mlay.content, ak.contents.NumpyArray)
-        and mlay.content.dtype == np.bool_
-        and all(isinstance(c, ak.contents.NumpyArray) and c.data.ndim == 1 for c in lay.content.contents)
+    offsets, moffsets = list_offsets(lay), list_offsets(mlay)
+    if (
+        offsets is None
+        or moffsets is None
+        or not isinstance(lay.content, ak.contents.RecordArray)
+        or not isinstance(mlay.content, ak.contents.NumpyArray)
+        or mlay.content.dtype != np.bool_
+        or not all(isinstance(c, ak.contents.NumpyArray) and isinstance(c.data, np.ndarray) and c.data.ndim == 1
+                   for c in lay.content.contents)
     ):
         return None
-    offsets = np.asarray(lay.offsets.data)
-    moffsets = np.asarray(mlay.offsets.data)
     if len(offsets) != len(moffsets):
         return None
     if offsets is not moffsets and not np.array_equal(offsets - offsets[0], moffsets - moffsets[0]):
         return None
-    flat = np.asarray(mlay.content.data)[moffsets[0] : moffsets[-1]]
-    keep = np.flatnonzero(flat)
-    keep += offsets[0]
-    passed = np.zeros(len(flat) + 1, dtype=np.int64)
-    np.cumsum(flat, out=passed[1:])
-    new_offsets = passed[moffsets - moffsets[0]]
+    new_offsets, keep = select_lists(moffsets, mlay.content.data)
+    keep += offsets[0] - moffsets[0]  # from the mask's content to the collection's
     record = lay.content
-    fields = [ak.contents.NumpyArray(np.asarray(c.data)[keep], parameters=c.parameters) for c in record.contents]
+    fields = [ak.contents.NumpyArray(c.data[keep], parameters=c.parameters) for c in record.contents]
     packed = ak.contents.RecordArray(fields, record.fields, length=len(keep), parameters=record.parameters)
-    out = ak.contents.ListOffsetArray(ak.index.Index64(new_offsets), packed, parameters=lay.parameters)
+    out = ak.contents.ListOffsetArray(new_offsets, packed, parameters=lay.parameters)
     return ak.Array(out, behavior=collection.behavior)
