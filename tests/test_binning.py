@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from highrate.analysis import Axis, Histogram
-from highrate.binning import fill_variations, flat_bins
+from highrate.binning import fill_variations, flat_bins, with_squares
 from highrate.result import Result, accumulate, finished
 from highrate.stages import make_hist
 
@@ -36,13 +36,13 @@ def test_same_as_fill(axes, dtype):
     flat = flat_bins(template, values)
     shape = tuple(a.size + 2 for a in template.axes)
     weights = [None, rng.normal(1, 0.3, n), rng.normal(1, 0.3, n).astype(np.float32), None, rng.exponential(1, n)]
-    for w, binned in zip(weights, fill_variations(definition, shape, flat, weights), strict=True):
+    for w, binned in zip(weights, fill_variations(definition, shape, flat, [with_squares(w) for w in weights]), strict=True):
         expected = make_hist(definition).fill(*values, weight=w)
         got = binned.to_hist()
         np.testing.assert_array_equal(got.view(flow=True).value, expected.view(flow=True).value)
         np.testing.assert_array_equal(got.view(flow=True).variance, expected.view(flow=True).variance)
         assert got.axes == expected.axes
-    (empty,) = fill_variations(definition, shape, flat[:0], [np.ones(0)])
+    (empty,) = fill_variations(definition, shape, flat[:0], [with_squares(np.ones(0))])
     assert empty.to_hist().sum(flow=True).value == 0
 
 
@@ -53,7 +53,7 @@ def test_chunk_sums_merge_with_histograms():
     key = ("h", "ds", "baseline", "nominal")
     x = np.array([0.5, 1.5, 1.5, 3.5, 9.0])
     parts = [Result(histograms={key: b}) for b in fill_variations(definition, shape, flat_bins(template, [x]),
-                                                                   [np.full(5, 2.0), None])]
+                                                                   [with_squares(np.full(5, 2.0)), None])]
     merged = finished(accumulate(parts))
     np.testing.assert_array_equal(merged.histograms[key].view(flow=True).value, [0, 3, 6, 0, 3, 3])
     np.testing.assert_array_equal(merged.histograms[key].view(flow=True).variance, [0, 5, 10, 0, 5, 5])

@@ -78,23 +78,32 @@ class Binned:
         return h
 
 
+def with_squares(w: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(w, w**2)`` as float64 (as boost-histogram converts weights), ``None`` stays ``None``."""
+    if w is None:
+        return None
+    w = np.asarray(w, dtype=np.float64)
+    return w, w * w
+
+
 def fill_variations(
-    definition: Any, shape: tuple[int, ...], flat: np.ndarray, weights: Sequence[np.ndarray | None]
+    definition: Any, shape: tuple[int, ...], flat: np.ndarray,
+    weights: Sequence[tuple[np.ndarray, np.ndarray] | None],
 ) -> list[Binned]:
-    """One :class:`Binned` per entry of ``weights`` (``None``: unweighted) of the values binned as
-    ``flat`` into a histogram whose flow view has ``shape``."""
+    """One :class:`Binned` per entry of ``weights`` (``(w, w**2)`` as float64, or ``None`` for
+    unweighted) of the values binned as ``flat`` into a histogram whose flow view has ``shape``."""
     size = int(np.prod(shape))
     counts = None
     out = []
-    for w in weights:
-        if w is None:
+    for pair in weights:
+        if pair is None:
             if counts is None:
                 counts = np.bincount(flat, minlength=size).astype(np.float64).reshape(shape)
             out.append(Binned(definition, np.stack([counts, counts], axis=-1)))
             continue
-        w = np.asarray(w, dtype=np.float64)  # as boost-histogram converts weights
+        w, w2 = pair
         sums = np.empty((*shape, 2))
         sums[..., 0] = np.bincount(flat, weights=w, minlength=size).reshape(shape)
-        sums[..., 1] = np.bincount(flat, weights=w * w, minlength=size).reshape(shape)
+        sums[..., 1] = np.bincount(flat, weights=w2, minlength=size).reshape(shape)
         out.append(Binned(definition, sums))
     return out

@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.fastarrays import fast, fast_function, list_offsets, select_lists
+from highrate.fastarrays import fast, fast_function, list_offsets, select_lists, take_packed
 
 COLLECTION = "highrate.Collection"
 EVENTS = "highrate.Events"
@@ -51,21 +51,40 @@ class Group(ak.Array):
 
 
 class Events(ak.Array):
-    """The event record; notes which fields analysis code reads while a recording is active."""
+    """The event record; notes which fields analysis code reads while a recording is active.
+
+    After a selection the record is filtered lazily; a field is packed the first time it is
+    read from such a record (once per record), so that it comes as a fast array.
+    """
 
     def __getitem__(self, where: Any) -> Any:
         if isinstance(where, str):
             seen = _accessed.get()
             if seen is not None:
                 seen.add(where)
-            return _field(super().__getitem__(where))
+            return self._packed(where, super().__getitem__(where))
         return super().__getitem__(where)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self.fields:
+            return super().__getattr__(name)
         seen = _accessed.get()
-        if seen is not None and not name.startswith("_") and name in self.fields:
+        if seen is not None:
             seen.add(name)
-        return _field(super().__getattr__(name))
+        return self._packed(name, super().__getattr__(name))
+
+    def __awkward_function__(self, func: Any, array_likes: Any, args: tuple, kwargs: dict) -> Any:
+        return fast_function(func, args, kwargs)
+
+    def _packed(self, name: str, value: Any) -> Any:
+        layout = value.layout
+        if isinstance(layout, ak.contents.IndexedArray) and isinstance(layout.index.data, np.ndarray):
+            cache = self.__dict__.setdefault("_packed_fields", {})
+            if name not in cache:
+                packed = take_packed(layout.content, layout.index.data)
+                cache[name] = ak.to_packed(value) if packed is None else ak.Array(packed, behavior=value.behavior)
+            value = cache[name]
+        return _field(value)
 
 
 def _field(value: Any) -> Any:

@@ -133,14 +133,15 @@ def filter_arrays(
     Cheaper than filtering the awkward record lazily, and everything downstream then works on
     contiguous ListOffsetArrays, awkward's fastest layout.
     """
-    out = {b: arrays[b][mask] for b in schema.top}
+    rows = np.flatnonzero(mask)
+    out = {b: arrays[b].take(rows) for b in schema.top}
     for g in schema.groups:
         for _, b in g.fields:
-            out[b] = arrays[b][mask]
+            out[b] = arrays[b].take(rows)
     for c in schema.collections:
         counts = arrays[c.counter]
         keep = np.flatnonzero(np.repeat(mask, counts))  # indices once, then a cheap take per field
-        out[c.counter] = counts[mask]
+        out[c.counter] = counts.take(rows)
         for _, b in c.fields:
             out[b] = arrays[b].take(keep)
     return out

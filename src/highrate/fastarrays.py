@@ -182,6 +182,31 @@ def select_lists(offsets: np.ndarray, mask: np.ndarray) -> tuple[ak.index.Index6
     return ak.index.Index64(passed[offsets - start]), keep
 
 
+def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
+    """``layout`` at the rows ``index``, packed, for numbers, records and lists of them (numpy
+    gathers; None for other layouts)."""
+    if layout.parameters.get("__array__") is not None:
+        return None
+    if isinstance(layout, ak.contents.NumpyArray):
+        return ak.contents.NumpyArray(layout.data[index], parameters=layout.parameters) if layout.data.ndim == 1 else None
+    if isinstance(layout, ak.contents.RecordArray):
+        contents = [take_packed(c, index) for c in layout.contents]
+        if any(c is None for c in contents):
+            return None
+        return ak.contents.RecordArray(contents, layout.fields, length=len(index), parameters=layout.parameters)
+    offsets = list_offsets(layout)
+    if offsets is None:
+        return None
+    starts, counts = offsets[:-1][index], np.diff(offsets)[index]
+    new_offsets = np.zeros(len(index) + 1, dtype=np.int64)
+    np.cumsum(counts, out=new_offsets[1:])
+    positions = np.repeat(starts - new_offsets[:-1], counts) + np.arange(new_offsets[-1])
+    content = take_packed(layout.content, positions)
+    if content is None:
+        return None
+    return ak.contents.ListOffsetArray(ak.index.Index64(new_offsets), content, parameters=layout.parameters)
+
+
 # ---- ak.* functions ------------------------------------------------------------------------------
 # Each takes the function's own arguments and returns None when the fast path does not apply
 # (other options, other layouts), which hands the call to awkward.
@@ -261,7 +286,43 @@ def _values_astype(array: Any, to: Any, **kwargs: Any) -> FastArray | None:
     return _wrap(parts[0], parts[1].astype(dtype), array.behavior)
 
 
+def _with_field(array: Any, what: Any, where: Any = None, **kwargs: Any) -> ak.Array | None:
+    """A field set on the event record or on a packed collection, keeping its name and class."""
+    if not isinstance(where, str) or not isinstance(array, ak.Array) or not _defaults(kwargs, highlevel=True,
+                                                                                     behavior=None, attrs=None):
+        return None
+    layout = array.layout
+    outer = layout if isinstance(layout, ak.contents.ListOffsetArray) else None
+    record = layout.content if outer is not None else layout
+    if not isinstance(record, ak.contents.RecordArray) or record.is_tuple:
+        return None
+    if isinstance(what, np.ndarray) and what.ndim == 1 and outer is None:
+        value: _Content = ak.contents.NumpyArray(what)
+    elif isinstance(what, ak.Array):
+        value = what.layout
+        if outer is not None:  # a jagged field of a collection: same lists, same item count
+            parts = _parts(value)
+            if parts is None or parts[0] is None or not _same_lists(parts[0], len(parts[1]), outer.offsets, record.length):
+                return None
+            value = value.content
+    else:
+        return None
+    if value.length != record.length or value.backend is not record.backend:
+        return None
+    fields, contents = list(record.fields), list(record.contents)
+    if where in fields:
+        contents[fields.index(where)] = value
+    else:
+        fields.append(where)
+        contents.append(value)
+    out: _Content = ak.contents.RecordArray(contents, fields, length=record.length, parameters=record.parameters)
+    if outer is not None:
+        out = ak.contents.ListOffsetArray(outer.offsets, out, parameters=outer.parameters)
+    return ak.Array(out, behavior=array.behavior, attrs=array.attrs)
+
+
 _FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "with_field": _with_field,
     "num": _num,
     "any": _any,
     "all": _all,

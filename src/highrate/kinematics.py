@@ -88,23 +88,46 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
                           "phi": ak.values_astype(np.arctan2(mey, mex), np.float32)})
         return ak.with_field(objects, new_pt, "pt"), new_met
     pt, starts, counts = flat_parts(objects.pt)
-    phi = flat_parts(objects.phi)[0]
     scale = flat_parts(factor)[0] if isinstance(factor, ak.Array) else np.asarray(factor)
     index = _positions(starts, counts)
     old = pt[index]
     new = (old * scale).astype(np.float32)
     dpt = (new - old).astype(np.float64)
+    phi = flat_parts(objects.phi)[0][index]
     event = np.repeat(np.arange(len(counts)), counts)
-    dpx = np.bincount(event, dpt * np.cos(phi[index]), minlength=len(counts))
-    dpy = np.bincount(event, dpt * np.sin(phi[index]), minlength=len(counts))
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+    dpx = np.bincount(event, dpt * np.cos(phi), minlength=len(counts))
+    dpy = np.bincount(event, dpt * np.sin(phi), minlength=len(counts))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if not _packed(objects.layout):
+        objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
     new_pt = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(new)))
-    objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
     met_pt, met_phi = ak.to_numpy(met.pt), ak.to_numpy(met.phi)  # numpy directly: no awkward dispatch
     mex = met_pt * np.cos(met_phi) - dpx
     mey = met_pt * np.sin(met_phi) - dpy
-    new_met = ak.zip({"pt": np.hypot(mex, mey).astype(np.float32), "phi": np.arctan2(mey, mex).astype(np.float32)})
+    new_met = _replace_fields(met, pt=np.hypot(mex, mey).astype(np.float32), phi=np.arctan2(mey, mex).astype(np.float32))
     return ak.with_field(objects, new_pt, "pt"), new_met
+
+
+def _replace_fields(record: Any, **values: np.ndarray) -> ak.Array:
+    """A per-event record with some fields replaced (others kept), e.g. MET with new pt and phi."""
+    layout = record.layout if isinstance(record, ak.Array) else None
+    if not isinstance(layout, ak.contents.RecordArray) or layout.is_tuple:
+        return ak.zip(values)
+    fields, contents = list(layout.fields), list(layout.contents)
+    for name, value in values.items():
+        if name in fields:
+            contents[fields.index(name)] = ak.contents.NumpyArray(value)
+        else:
+            fields.append(name)
+            contents.append(ak.contents.NumpyArray(value))
+    return ak.Array(ak.contents.RecordArray(contents, fields, length=layout.length, parameters=layout.parameters),
+                    behavior=record.behavior)
+
+
+def _packed(layout: ak.contents.Content) -> bool:
+    return (isinstance(layout, ak.contents.ListOffsetArray) and layout.offsets[0] == 0
+            and layout.offsets[-1] == layout.content.length)
 
 
 def _positions(starts: np.ndarray, counts: np.ndarray) -> slice | np.ndarray:

@@ -60,6 +60,8 @@ def evaluate(
         counts = ak.num(value, axis=1)
         return Filled(ak.flatten(value, axis=1), _event_index(counts))
     values, events_with = nth_present(value, int(index))
+    if not is_typetracer(events_with) and len(events_with) == len(value):
+        return Filled(values)  # every event has one: a per-event quantity, which fills share more
     return Filled(values, events_with, nth=True)
 
 

@@ -17,7 +17,7 @@ import hist
 import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
-from highrate.binning import fill_variations, flat_bins
+from highrate.binning import fill_variations, flat_bins, with_squares
 from highrate.collections import recording_fields
 from highrate.errors import ChunkError, ConfigError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
@@ -327,6 +327,7 @@ class ChunkRecorder:
         self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
         self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition: its axes bin
         self._binned: dict[str, tuple[list[Filled], np.ndarray]] = {}  # the latest pass's bins
+        self._selections: list[tuple[Any, ...]] = []  # the latest few (mask, index, weights) selections
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
@@ -374,16 +375,26 @@ class ChunkRecorder:
             raise UnknownQuantityError(
                 f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
             )
-        keep = None if mask is None else np.flatnonzero(mask if index is None else mask[index])
-        rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
+        keep, selected = self._selection(mask, index, weights)
         ds = dataset or self.dataset
         flat = self._bins(histogram, axes, values)
         if keep is not None:
             flat = flat[keep]
-        selected = [None if w is None else (w if rows is None else w[rows]) for w in weights.values()]
         shape = tuple(a.size + 2 for a in self._templates[histogram.name].axes)
         for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
             self.result.histograms[(histogram.name, ds, category, variation)] = h
+
+    def _selection(self, mask: Any, index: Any, weights: Mapping[str, Any]) -> tuple[Any, list[Any]]:
+        """(values kept, each variation's (w, w**2) for them): the same for every histogram of a
+        category whose values are per event (or per the same objects), so kept for a few calls."""
+        for entry in self._selections:
+            if entry[0] is mask and entry[1] is index and entry[2] is weights:
+                return entry[3], entry[4]
+        keep = None if mask is None else np.flatnonzero(mask if index is None else mask[index])
+        rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
+        selected = [with_squares(w if w is None or rows is None else w[rows]) for w in weights.values()]
+        self._selections = [(mask, index, weights, keep, selected), *self._selections[:3]]
+        return keep, selected
 
 
 def _columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, n: int) -> dict[str, Any]:
