@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from highrate.analysis import Axis, Histogram
-from highrate.binning import fill_variations, flat_bins, with_squares
+from highrate.binning import fill_variations, flat_bins, upper_bound, with_squares
 from highrate.result import Result, accumulate, finished
 from highrate.stages import make_hist
 
@@ -62,3 +62,16 @@ def test_chunk_sums_merge_with_histograms():
     chunk = parts[0].histograms[key]
     np.testing.assert_array_equal(chunk.values(), chunk.to_hist().values())
     np.testing.assert_array_equal(chunk.variances(flow=True), chunk.to_hist().variances(flow=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("edges", [[0, 20, 30, 50.5, 80, 120], list(np.linspace(0, 100, 33)), [0.1, 0.2],
+                                   list(np.linspace(-3, 3, 60))])
+def test_upper_bound_is_searchsorted(dtype, edges):
+    rng = np.random.default_rng(7)
+    edges = np.asarray(edges, dtype=np.float64)
+    x = rng.normal(50, 40, 5000)
+    if dtype is not np.int32:
+        x[::97], x[::89], x[::83] = np.nan, np.inf, -np.inf
+    x = np.concatenate([x, edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)]).astype(dtype)
+    np.testing.assert_array_equal(upper_bound(edges, x), np.searchsorted(edges, x, side="right"))

@@ -37,8 +37,24 @@ def axis_bins(axis: hist.axis.Regular | hist.axis.Variable, x: np.ndarray) -> np
         # C++'s int(z * size) where 0 <= z < 1; fmin sends NaN to overflow as boost does
         return np.maximum(np.fmin(np.floor(z * axis.size), axis.size), -1).astype(np.int64)
     if isinstance(axis, hist.axis.Variable):
-        return np.searchsorted(edges, x, side="right") - 1  # NaN sorts last: overflow
+        return upper_bound(edges, x) - 1
     return np.asarray(axis.index(x), dtype=np.int64)
+
+
+def upper_bound(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(edges, x, side="right")``: how many edges are <= each value (NaN: all).
+
+    Binary search mispredicts a branch per step (~15 ns per value); for the few edges of scale
+    factor tables and histogram axes, counting ``x < edge`` per edge is ~5x faster. Values are
+    compared in float64 (exact for float32 inputs)."""
+    if len(edges) > 32 or len(x) < 1000:
+        return np.searchsorted(edges, x, side="right")
+    below = np.zeros(len(x), dtype=np.int8)
+    less = np.empty(len(x), dtype=np.bool_)
+    for edge in np.asarray(edges, dtype=np.float64):
+        np.less(x, edge, out=less)
+        below += less.view(np.int8)
+    return len(edges) - below.astype(np.intp)
 
 
 @dataclass

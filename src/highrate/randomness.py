@@ -13,12 +13,18 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser of ``x + golden``, on a copy (in place there: no temporaries)."""
     x = x.astype(np.uint64, copy=True)
+    shifted = np.empty_like(x)
     with np.errstate(over="ignore"):
         x += _GOLDEN
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+        for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+            np.right_shift(x, np.uint64(shift), out=shifted)
+            x ^= shifted
+            x *= np.uint64(factor)
+        np.right_shift(x, np.uint64(31), out=shifted)
+        x ^= shifted
+    return x
 
 
 def hash_keys(*keys: np.ndarray) -> np.ndarray:

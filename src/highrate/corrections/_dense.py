@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from highrate.binning import upper_bound
+
 
 @dataclass(frozen=True)
 class Table:
@@ -69,7 +71,7 @@ def lookup(dense: Dense, columns: list[Any]) -> np.ndarray | None:
         x = columns[position]
         if not isinstance(x, np.ndarray):
             x = np.asarray([x], dtype=np.float64)
-        i = np.searchsorted(edges, x, side="right") - 1  # upper_bound - 1, as correctionlib
+        i = upper_bound(edges, x) - 1  # as correctionlib
         if table.clamp:
             np.clip(i, 0, size - 1, out=i)
         elif len(i) and (i.min() < 0 or i.max() >= size):
