@@ -79,7 +79,10 @@ class Events(ak.Array):
     def _packed(self, name: str, value: Any) -> Any:
         layout = value.layout
         if isinstance(layout, ak.contents.IndexedArray) and isinstance(layout.index.data, np.ndarray):
-            cache = self.__dict__.setdefault("_packed_fields", {})
+            record, cache = self.__dict__.get("_packed_fields", (None, {}))
+            if record is not self._layout:  # a field was assigned since: start again
+                cache = {}
+                self._packed_fields = (self._layout, cache)
             if name not in cache:
                 packed = take_packed(layout.content, layout.index.data)
                 cache[name] = ak.to_packed(value) if packed is None else ak.Array(packed, behavior=value.behavior)
@@ -132,6 +135,7 @@ def select_objects(collection: ak.Array, mask: Any) -> ak.Array | None:
     keep += offsets[0] - moffsets[0]  # from the mask's content to the collection's
     record = lay.content
     fields = [ak.contents.NumpyArray(c.data[keep], parameters=c.parameters) for c in record.contents]
-    packed = ak.contents.RecordArray(fields, record.fields, length=len(keep), parameters=record.parameters)
+    names = None if record.is_tuple else record.fields
+    packed = ak.contents.RecordArray(fields, names, length=len(keep), parameters=record.parameters)
     out = ak.contents.ListOffsetArray(new_offsets, packed, parameters=lay.parameters)
     return ak.Array(out, behavior=collection.behavior)

@@ -28,7 +28,7 @@ class FastArray(ak.Array):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if method == "__call__" and not kwargs and ufunc.nout == 1:
-            out = _ufunc(ufunc, inputs, self.behavior)
+            out = _ufunc(ufunc, inputs, self.behavior, self.attrs)
             if out is not None:
                 return out
         return super().__array_ufunc__(ufunc, method, *inputs, **kwargs)
@@ -97,20 +97,25 @@ def _parts(layout: _Content) -> tuple[ak.index.Index | None, np.ndarray] | None:
     return None
 
 
-def _wrap(offsets: ak.index.Index | None, data: np.ndarray, behavior: Any) -> FastArray:
+def _wrap(offsets: ak.index.Index | None, data: np.ndarray, behavior: Any, attrs: Any = None) -> FastArray:
     layout: _Content = ak.contents.NumpyArray(data)
     if offsets is not None:
         layout = ak.contents.ListOffsetArray(offsets, layout)
-    out = ak.Array(layout, behavior=behavior)
+    out = ak.Array(layout, behavior=behavior, attrs=attrs)
     out.__class__ = FastArray
     return out
 
 
 def _same_lists(a: ak.index.Index, a_len: int, b: ak.index.Index, b_len: int) -> bool:
-    return a is b or (a_len == b_len and len(a) == len(b) and np.array_equal(a.data, b.data))
+    return a_len == b_len and (a is b or (len(a) == len(b) and np.array_equal(a.data, b.data)))
 
 
-def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any) -> FastArray | None:
+def _plain_numbers(x: Any) -> bool:
+    """A numpy array of numbers and nothing more (masked arrays keep awkward's path)."""
+    return type(x) is np.ndarray and x.dtype.kind in _NUMERIC_KINDS
+
+
+def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any, attrs: Any) -> FastArray | None:
     offsets: ak.index.Index | None = None
     size = 0
     args: list[Any] = []
@@ -130,7 +135,7 @@ def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any) -> FastArray | None:
             args.append(data)
         elif isinstance(x, (bool, int, float, np.generic)):
             args.append(x)
-        elif isinstance(x, np.ndarray) and x.ndim <= 1 and x.dtype.kind in _NUMERIC_KINDS:
+        elif _plain_numbers(x) and x.ndim <= 1:
             if x.ndim == 1:
                 per_event.append(len(args))
             args.append(x)
@@ -150,12 +155,12 @@ def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any) -> FastArray | None:
     result = ufunc(*args)
     if not isinstance(result, np.ndarray) or result.dtype.kind not in _NUMERIC_KINDS:
         return None
-    return _wrap(offsets, result, behavior)
+    return _wrap(offsets, result, behavior, attrs)
 
 
 def _mask_select(array: ak.Array, where: Any) -> FastArray | None:
     """``array[mask]`` for a boolean mask of the same structure."""
-    if not isinstance(where, (ak.Array, np.ndarray)):
+    if not isinstance(where, ak.Array) and type(where) is not np.ndarray:
         return None
     parts = _parts(array.layout)
     mparts = _parts(where.layout) if isinstance(where, ak.Array) else (None, where)
@@ -163,11 +168,11 @@ def _mask_select(array: ak.Array, where: Any) -> FastArray | None:
         return None
     (off, data), (moff, mask) = parts, mparts
     if off is None:
-        return _wrap(None, data[mask], array.behavior) if moff is None and len(mask) == len(data) else None
+        return _wrap(None, data[mask], array.behavior, array.attrs) if moff is None and len(mask) == len(data) else None
     if moff is None or not _same_lists(off, len(data), moff, len(mask)):
         return None
     new_offsets, keep = select_lists(off.data, mask)
-    return _wrap(new_offsets, data[keep], array.behavior)
+    return _wrap(new_offsets, data[keep], array.behavior, array.attrs)
 
 
 def select_lists(offsets: np.ndarray, mask: np.ndarray) -> tuple[ak.index.Index64, np.ndarray]:
@@ -193,7 +198,8 @@ def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
         contents = [take_packed(c, index) for c in layout.contents]
         if any(c is None for c in contents):
             return None
-        return ak.contents.RecordArray(contents, layout.fields, length=len(index), parameters=layout.parameters)
+        fields = None if layout.is_tuple else layout.fields
+        return ak.contents.RecordArray(contents, fields, length=len(index), parameters=layout.parameters)
     offsets = list_offsets(layout)
     if offsets is None:
         return None
@@ -224,7 +230,7 @@ def _num(array: Any, axis: int = 1, **kwargs: Any) -> FastArray | None:
     offsets = list_offsets(array.layout)
     if offsets is None or (axis == -1 and array.ndim != 2):
         return None
-    return _wrap(None, np.diff(offsets), array.behavior)
+    return _wrap(None, np.diff(offsets), array.behavior, array.attrs)
 
 
 def _per_list_nonzero(array: Any, axis: Any, kwargs: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -245,17 +251,17 @@ def _per_list_nonzero(array: Any, axis: Any, kwargs: dict) -> tuple[np.ndarray, 
 
 def _any(array: Any, axis: Any = None, **kwargs: Any) -> FastArray | None:
     found = _per_list_nonzero(array, axis, kwargs)
-    return None if found is None else _wrap(None, found[0] > 0, array.behavior)
+    return None if found is None else _wrap(None, found[0] > 0, array.behavior, array.attrs)
 
 
 def _all(array: Any, axis: Any = None, **kwargs: Any) -> FastArray | None:
     found = _per_list_nonzero(array, axis, kwargs)
-    return None if found is None else _wrap(None, found[0] == found[1], array.behavior)
+    return None if found is None else _wrap(None, found[0] == found[1], array.behavior, array.attrs)
 
 
 def _count_nonzero(array: Any, axis: Any = None, **kwargs: Any) -> FastArray | None:
     found = _per_list_nonzero(array, axis, kwargs)
-    return None if found is None else _wrap(None, found[0], array.behavior)
+    return None if found is None else _wrap(None, found[0], array.behavior, array.attrs)
 
 
 def _flatten(array: Any, axis: Any = 1, **kwargs: Any) -> FastArray | None:
@@ -265,7 +271,7 @@ def _flatten(array: Any, axis: Any = 1, **kwargs: Any) -> FastArray | None:
     if parts is None or parts[0] is None:
         return None
     offsets = parts[0].data
-    return _wrap(None, parts[1][offsets[0] : offsets[-1]], array.behavior)
+    return _wrap(None, parts[1][offsets[0] : offsets[-1]], array.behavior, array.attrs)
 
 
 def _to_numpy(array: Any, allow_missing: bool = True, **kwargs: Any) -> np.ndarray | None:
@@ -283,7 +289,7 @@ def _values_astype(array: Any, to: Any, **kwargs: Any) -> FastArray | None:
     dtype = np.dtype(to)
     if parts is None or dtype.kind not in _NUMERIC_KINDS:
         return None
-    return _wrap(parts[0], parts[1].astype(dtype), array.behavior)
+    return _wrap(parts[0], parts[1].astype(dtype), array.behavior, array.attrs)
 
 
 def _with_field(array: Any, what: Any, where: Any = None, **kwargs: Any) -> ak.Array | None:
@@ -296,7 +302,7 @@ def _with_field(array: Any, what: Any, where: Any = None, **kwargs: Any) -> ak.A
     record = layout.content if outer is not None else layout
     if not isinstance(record, ak.contents.RecordArray) or record.is_tuple:
         return None
-    if isinstance(what, np.ndarray) and what.ndim == 1 and outer is None:
+    if _plain_numbers(what) and what.ndim == 1 and outer is None:
         value: _Content = ak.contents.NumpyArray(what)
     elif isinstance(what, ak.Array):
         value = what.layout
