@@ -1,4 +1,5 @@
-"""examples/zmumu plus a varied weight, a normalisation, a jet category and a JES shift (tests)."""
+"""examples/zmumu plus a varied weight, a normalisation, a jet category, a JES shift (runs on the
+preselected events) and a muon isolation shift (changes the preselection) (tests)."""
 
 import dataclasses
 from pathlib import Path
@@ -27,12 +28,21 @@ def jes(events, direction):
     return {"Jet": ak.with_field(events.Jet, events.Jet.pt * factor, "pt")}
 
 
+ISO = np.float32(0.2)
+
+
+def iso(events, direction):
+    """Muon isolation shifted: MuonGood, and with it the preselection, change (the skim does not)."""
+    factor = np.float32(1) + ISO if direction == "up" else np.float32(1) - ISO
+    return {"Muon": ak.with_field(events.Muon, events.Muon.pfRelIso04_all * factor, "pfRelIso04_all")}
+
+
 analysis = dataclasses.replace(
     _base,
     name="zmumu_systematics",
     categories={"baseline": (), "with_jet": (Cut("jet", lambda ev: ak.num(ev.JetGood) >= 1),)},
     weights=(*_base.weights, Weight("npv", npv_weight, varied=True),
              Weight("norm", normalisation, params={"lumi": LUMI})),
-    variations=(ShapeVariation("JES", jes),),
+    variations=(ShapeVariation("JES", jes), ShapeVariation("ISO", iso)),
     source=None,
 )

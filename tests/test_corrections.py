@@ -193,6 +193,12 @@ def test_pileup_weight_on_events_record(files: dict[str, Path]) -> None:
     events = ak.zip({"Pileup": ak.zip({"nTrueInt": n_true})}, depth_limit=1)
     w = pileup_weight(events, files["pileup"], "down")
     np.testing.assert_allclose(w, lookup_1d(_node(files["pileup"], "pileup", "down"), n_true.astype(np.float64)))
+    several = pileup_weight(events, files["pileup"], ("nominal", "up", "down"))  # bins found once for all three
+    assert len(several) == 3
+    for variation, got in zip(("nominal", "up", "down"), several, strict=True):
+        np.testing.assert_array_equal(got, pileup_weight(events, files["pileup"], variation))
+        np.testing.assert_allclose(got, lookup_1d(_node(files["pileup"], "pileup", variation),
+                                                  n_true.astype(np.float64)))
 
 
 # ---- errors -----------------------------------------------------------------------------------

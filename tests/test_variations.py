@@ -28,12 +28,14 @@ def outcome(mc):
     return highrate.run(analysis, [mc], options=highrate.RunOptions(chunk_size=5000))
 
 
-def reference(mc, jet_scale: np.float32 | None = None) -> dict[str, np.ndarray]:
+def reference(mc, jet_scale: np.float32 | None = None, iso_scale: np.float32 | None = None) -> dict[str, np.ndarray]:
     parts = []
     for f in mc.files:
         d = read(f, is_mc=True)
         if jet_scale is not None:
             d["Jet_pt"] = d["Jet_pt"] * jet_scale  # float32, as the variation computes it
+        if iso_scale is not None:
+            d["Muon_pfRelIso04_all"] = d["Muon_pfRelIso04_all"] * iso_scale
         parts.append(analyse(d, is_mc=True)["events"])
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -83,8 +85,35 @@ def test_jes_up_equals_the_selection_rerun_on_shifted_jets(outcome, mc):
                                   hist_of(outcome, "mll", "baseline", "nominal", mc.name).values())
 
 
+def test_iso_shift_reruns_the_preselection(outcome, mc):
+    """A variation that changes what the preselection reads runs on the skimmed events."""
+    from systematic_analysis import ISO
+
+    npv = 1.0 + 0.01 * reference(mc)["npv"]
+    for variation, scale in (("ISOUp", np.float32(1) + ISO), ("ISODown", np.float32(1) - ISO)):
+        ev = reference(mc, iso_scale=scale)
+        w = ev["w"] * norm(mc) * (1.0 + 0.01 * ev["npv"])
+        expected, _ = np.histogram(ev["mll"], bins=120, range=(60, 120), weights=w)
+        np.testing.assert_allclose(hist_of(outcome, "mll", "baseline", variation, mc.name).values(), expected,
+                                   rtol=1e-10, atol=1e-9, err_msg=variation)
+        assert len(ev["mll"]) != len(npv)  # the shift moves events in or out of the preselection
+        counts, _ = np.histogram(ev["njet"], bins=10, range=(0, 10), weights=w)
+        np.testing.assert_allclose(hist_of(outcome, "nJetGood", "baseline", variation, mc.name).values(), counts,
+                                   rtol=1e-10, atol=1e-9, err_msg=variation)
+
+
+def test_variations_know_what_they_replace(outcome, mc):
+    """Tracing records the fields each variation replaces; JES, which the preselection does not
+    read, then runs on the preselected events only (its results are checked above)."""
+    deps = outcome.plans[mc.name].deps
+    assert deps.variations == {"JES": {"Jet"}, "ISO": {"Muon"}}
+    analysis = highrate.load_analysis(SYST)
+    assert deps.affected(analysis, deps.variations["JES"]) == {"Jet", "JetGood"}
+    assert deps.affected(analysis, deps.variations["ISO"]) == {"Muon", "MuonGood", "mll"}
+
+
 def test_object_dependencies_found_by_tracing(outcome, mc):
-    deps = outcome.plans[mc.name].object_deps
+    deps = outcome.plans[mc.name].deps.objects
     assert deps["MuonGood"] == {"Muon"}
     assert deps["JetGood"] == {"Jet"}
     assert deps["mll"] == {"MuonGood"}
@@ -100,7 +129,7 @@ def test_data_gets_neither_mc_weights_nor_shape_variations(sample):
 
 def test_shape_variation_output_names(outcome):
     variations = {k[3] for k in outcome.result.histograms}
-    assert variations == {"nominal", "npvUp", "npvDown", "JESUp", "JESDown"}
+    assert variations == {"nominal", "npvUp", "npvDown", "JESUp", "JESDown", "ISOUp", "ISODown"}
 
 
 def test_up_and_down_share_one_dict_per_chunk(mc, zmumu_path):

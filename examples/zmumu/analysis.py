@@ -47,7 +47,7 @@ def normalisation(events, params, meta):
 
 def pileup(events, params, meta):
     path = corrections(meta) / "pileup.json"
-    return tuple(pileup_weight(events, path, v) for v in ("nominal", "up", "down"))
+    return pileup_weight(events, path, ("nominal", "up", "down"))
 
 
 def muon_scale_factors(name):

@@ -345,10 +345,10 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
     if dataset.is_mc and sums and all(x is not None for x in sums):
         meta["sum_genweight"] = float(sum(sums))  # for normalisation: xsec * lumi / sum_genweight
     try:
-        branches, object_deps = trace(analysis, schema, meta)
+        branches, deps = trace(analysis, schema, meta)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
-    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, object_deps, dataset.access)
+    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, deps, dataset.access)
 
 
 def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:

@@ -36,6 +36,24 @@ class Recorder(Protocol):
                 dataset: str | None = None) -> None: ...
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    """What tracing found out about the analysis: the event fields each object definition reads,
+    and the fields each shape variation replaces. Variations use it to recompute only what they
+    change."""
+
+    objects: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    variations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def affected(self, analysis: Analysis, fields: frozenset[str]) -> set[str]:
+        """``fields`` and every object that reads them, directly or through another object."""
+        changed = set(fields)
+        for name in analysis.objects:
+            if name not in self.objects or self.objects[name] & changed:
+                changed.add(name)
+        return changed
+
+
 def run_stages(
     analysis: Analysis,
     events: ak.Array,
@@ -43,15 +61,16 @@ def run_stages(
     recorder: Recorder,
     *,
     skim_filter: Callable[[np.ndarray], ak.Array] | None = None,
-    object_deps: Mapping[str, frozenset[str]] | None = None,
+    deps: Dependencies | None = None,
 ) -> None:
     """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``.
 
     ``skim_filter(mask)`` builds the skimmed events directly from the read columns (packed);
     without it the events are filtered with awkward. The skim runs once; objects and everything
-    after them run for the nominal and for each shape variation. ``object_deps`` (the event
-    fields each object reads, found when tracing) lets a variation reuse the objects it does
-    not change; without it every object is recomputed.
+    after them run for the nominal and for each shape variation. With ``deps`` (found when
+    tracing) a variation reuses the objects it does not change, and when the preselection reads
+    nothing it changes, it runs on the preselected events only; without it every object is
+    recomputed on the skimmed events.
     """
     tracing = _tracing(events)
     recorder.step("initial", None, None if tracing else len(events))
@@ -61,23 +80,48 @@ def run_stages(
     for variation in analysis.variations:
         if variation.mc_only and not meta.get("is_mc", False):
             continue
+        fields = deps.variations.get(variation.name) if deps is not None else None
+        preselected = fields is not None and not (nominal.presel_deps & deps.affected(analysis, fields))
+        base = nominal.events if preselected else skimmed  # the preselected events carry the objects
         shared: dict[str, Any] = {}  # what up and down have in common, computed once per chunk
         for direction, suffix in (("up", "Up"), ("down", "Down")):
             where = f"shape variation {variation.name!r} ({direction})"
-            replaced = _guard(partial(variation, skimmed, direction, meta, shared), where, skimmed)
+            replaced = _guard(partial(variation, base, direction, meta, shared), where, base)
             if not isinstance(replaced, Mapping):
                 raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
             if tracing:  # the rest reads the same branches as the nominal, through the replaced fields
+                recorder.variation_fields[variation.name] = frozenset(replaced)
                 for value in replaced.values():
                     ak.typetracer.touch_data(value)
                 break
-            shifted = _with(skimmed, replaced)
+            shifted = _with(base, replaced)
             changed = set(replaced)
-            objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=changed,
-                               deps=object_deps)
-            changed |= {name for name in objects if objects[name] is not nominal_objects[name]}
-            _downstream(analysis, _with(shifted, objects), meta, recorder, f"{variation.name}{suffix}",
-                        nominal=nominal, changed=changed)
+            if preselected:
+                shifted, changed = _recompute_objects(analysis, shifted, meta, changed, deps)
+            else:
+                objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=changed,
+                                   deps=deps.objects if deps is not None else None)
+                changed |= {name for name in objects if objects[name] is not nominal_objects[name]}
+                shifted = _with(shifted, objects)
+            _downstream(analysis, shifted, meta, recorder, f"{variation.name}{suffix}",
+                        nominal=nominal, changed=changed, preselected=preselected)
+
+
+def _recompute_objects(
+    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], changed: set[str], deps: Dependencies
+) -> tuple[ak.Array, set[str]]:
+    """On events that carry every object already: redefine, in order, those reading a changed field."""
+    changed = set(changed)
+    for name, function in analysis.objects.items():
+        if name in deps.objects and not (deps.objects[name] & changed):
+            continue
+        value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta), f"object {name!r}",
+                       events)
+        if isinstance(value, ak.Array):
+            value = ak.to_packed(value)
+        events = ak.with_field(events, value, name)
+        changed.add(name)
+    return events, changed
 
 
 def _with(events: ak.Array, fields: Mapping[str, Any]) -> ak.Array:
@@ -116,6 +160,7 @@ class _Stage:
     """What one pass of ``_downstream`` computed, and the event fields each part read, so that a
     shape variation reuses whatever does not depend on the fields it changed."""
 
+    events: Any = None  # the preselected events, objects included
     presel_mask: Any = None
     presel_deps: frozenset[str] = frozenset()
     computed: dict[str, Any] = field(default_factory=dict)
@@ -129,27 +174,30 @@ class _Stage:
 
 def _downstream(
     analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str,
-    *, nominal: _Stage | None = None, changed: set[str] | None = None,
+    *, nominal: _Stage | None = None, changed: set[str] | None = None, preselected: bool = False,
 ) -> _Stage:
     """Preselection, quantities, weights, categories and histograms for one shape variation.
 
     For a variation, ``nominal`` and ``changed`` (fields and objects it altered) allow reuse:
     when the preselection reads nothing changed, its mask is the nominal one, and then every
     quantity, weight, category cut and histogram input that reads nothing changed is reused.
+    ``preselected``: the events are the nominal preselection's already.
     """
     is_nominal = nominal is None
     stage = _Stage()
     changed = set(changed or ())
     same_events = False
-    if nominal is not None and not (nominal.presel_deps & changed):
+    if nominal is not None and (preselected or not (nominal.presel_deps & changed)):
         stage.presel_mask, same_events = nominal.presel_mask, True
-        events = events if stage.presel_mask is None else events[stage.presel_mask]
+        if not preselected and stage.presel_mask is not None:
+            events = events[stage.presel_mask]
     else:
         with recording_fields() as seen:
             events, stage.presel_mask = _select(
                 events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
             )
         stage.presel_deps = frozenset(seen)
+    stage.events = events
 
     def reusable(deps: frozenset[str]) -> bool:
         return nominal is not None and same_events and not (deps & changed)
@@ -424,11 +472,13 @@ def _columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weigh
 class TraceRecorder:
     """Touches what real counting and filling would read; used with typetracer events.
 
-    Also collects ``object_deps``: the event fields each object definition reads.
+    Also collects ``object_deps`` (the event fields each object definition reads) and
+    ``variation_fields`` (the fields each shape variation replaces).
     """
 
     def __init__(self) -> None:
         self.object_deps: dict[str, frozenset[str]] = {}
+        self.variation_fields: dict[str, frozenset[str]] = {}
 
     def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
                 dataset: str | None = None) -> None:

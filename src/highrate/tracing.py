@@ -11,7 +11,7 @@ from highrate.analysis import Analysis
 from highrate.collections import behavior
 from highrate.errors import ConfigError, HighrateError, UnknownQuantityError, did_you_mean
 from highrate.events import EventSchema
-from highrate.stages import TraceRecorder, run_stages
+from highrate.stages import Dependencies, TraceRecorder, run_stages
 
 
 def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[str, ...]:
@@ -19,10 +19,8 @@ def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, 
     return trace(analysis, schema, meta)[0]
 
 
-def trace(
-    analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]
-) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
-    """(branches the analysis reads, the event fields each object definition reads)."""
+def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[tuple[str, ...], Dependencies]:
+    """(branches the analysis reads, what its objects read and its shape variations replace)."""
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
     events = ak.Array(layout, behavior=behavior)
     recorder = TraceRecorder()
@@ -48,4 +46,5 @@ def trace(
                 + did_you_mean(name, schema.branches)
             )
         touched.add(name)
-    return tuple(sorted(b for b in touched if b in schema.branches)), recorder.object_deps
+    deps = Dependencies(objects=recorder.object_deps, variations=recorder.variation_fields)
+    return tuple(sorted(b for b in touched if b in schema.branches)), deps

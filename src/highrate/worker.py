@@ -22,7 +22,7 @@ from highrate.io.sources import AccessOptions, endpoint, server_checksum
 from highrate.partition import WorkItem
 from highrate.replicas import FileLocations, ReplicaMismatch, first_working
 from highrate.result import Result, accumulate
-from highrate.stages import ChunkRecorder, run_stages
+from highrate.stages import ChunkRecorder, Dependencies, run_stages
 
 _analyses: dict[str, Analysis] = {}
 _lock = threading.Lock()
@@ -58,7 +58,7 @@ class DatasetPlan:
     meta: Mapping[str, Any]
     schema: EventSchema
     branches: tuple[str, ...]
-    object_deps: Mapping[str, frozenset[str]] | None = None  # event fields each object reads
+    deps: Dependencies | None = None  # what objects read and shape variations replace
     access: AccessOptions = field(default_factory=AccessOptions)  # how remote replicas are opened
 
 
@@ -86,7 +86,7 @@ def process_chunk(task: Task) -> Result:
         def skim_filter(mask: Any) -> Any:
             return schema.build(filter_arrays(schema, arrays, mask), int(np.count_nonzero(mask)))
 
-        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, object_deps=plan.object_deps)
+        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, deps=plan.deps)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             for replica in item.sources:

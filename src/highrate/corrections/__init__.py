@@ -47,10 +47,18 @@ __all__ = [
 ]
 
 
-def pileup_weight(events: Any, path: str | os.PathLike[str], variation: str = "nominal", *,
+def pileup_weight(events: Any, path: str | os.PathLike[str], variation: str | Sequence[str] = "nominal", *,
                   name: str = "pileup") -> Any:
-    """Per-event pileup weight from ``events.Pileup.nTrueInt`` (``nominal``, ``up`` or ``down``)."""
-    return evaluate(load_correction(path, name), events.Pileup.nTrueInt, variation)
+    """Per-event pileup weight from ``events.Pileup.nTrueInt`` (``nominal``, ``up`` or ``down``).
+
+    With a sequence of variations: a tuple of weights, the events' bins found once for all."""
+    correction = load_correction(path, name)
+    n_true = events.Pileup.nTrueInt
+    if isinstance(variation, str):
+        return evaluate(correction, n_true, variation)
+    if is_typetracer(n_true):
+        return tuple(evaluate(correction, n_true, v) for v in variation)
+    return tuple(call_each(correction, [ak.to_numpy(n_true).astype(np.float64), variation[0]], 1, list(variation)))
 
 
 def muon_sf(muons: Any, path: str | os.PathLike[str], *, name: str = "muon_id_sf",
