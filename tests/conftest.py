@@ -15,6 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 ZMUMU = ROOT / "examples" / "zmumu" / "analysis_nominal.py"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """highrate's cache folder (remembered traces) inside the session's temporary folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """datasets.yaml of an MC and a data sample, 2 files x 12k events each, 1.5k-entry baskets."""

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from highrate.plancache import cache_root
 
 DEMO_SEED = 2018
 FORMAT = 3  # bump when the generator changes, so stale caches are regenerated
-
-
-def cache_root(cache_dir: str | None = None) -> Path:
-    if cache_dir:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "highrate"
 
 
 def example_dir() -> Path:

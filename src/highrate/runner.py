@@ -26,6 +26,7 @@ from highrate.executors import Executor, make_executor
 from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
 from highrate.result import Result, accumulate, finished
+from highrate.plancache import cached_trace
 from highrate.tracing import trace
 from highrate.worker import (
     AnalysisPayload,
@@ -263,6 +264,7 @@ def run(
         files = _describe_files(ex, datasets, options, failed, report)
         t_meta = time.perf_counter()
         plans = {d.name: plan_dataset(analysis, d, files[d.name]) for d in datasets if files[d.name]}
+        t_plan = time.perf_counter()
         items: list[WorkItem] = []
         for d in datasets:
             good = _check_branches(d, files[d.name], plans.get(d.name), options, failed)
@@ -280,7 +282,7 @@ def run(
             chunks=len(tasks),
             executor=getattr(ex, "name", type(ex).__name__),
             dashboard=getattr(ex, "dashboard_link", None),
-            timings={"metadata_s": t_meta - t0, "processing_s": t_end - t_meta},
+            timings={"metadata_s": t_meta - t0, "plan_s": t_plan - t_meta, "processing_s": t_end - t_meta},
             chunk_counts=counts,
         )
     finally:
@@ -345,7 +347,7 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
     if dataset.is_mc and sums and all(x is not None for x in sums):
         meta["sum_genweight"] = float(sum(sums))  # for normalisation: xsec * lumi / sum_genweight
     try:
-        branches, deps = trace(analysis, schema, meta)
+        branches, deps = cached_trace(analysis, schema, meta, trace)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
     return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, deps, dataset.access)
