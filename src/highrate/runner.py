@@ -25,8 +25,8 @@ from highrate.events import EventSchema
 from highrate.executors import Executor, make_executor
 from highrate.io.files import BranchInfo, FileInfo
 from highrate.partition import WorkItem, split_entries
-from highrate.result import Result, accumulate, finished
 from highrate.plancache import cached_trace
+from highrate.result import Result, accumulate, finished
 from highrate.tracing import trace
 from highrate.worker import (
     AnalysisPayload,
