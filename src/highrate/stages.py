@@ -89,11 +89,8 @@ def run_stages(
             replaced = _guard(partial(variation, base, direction, meta, shared), where, base)
             if not isinstance(replaced, Mapping):
                 raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
-            if tracing:  # the rest reads the same branches as the nominal, through the replaced fields
+            if tracing:
                 recorder.variation_fields[variation.name] = frozenset(replaced)
-                for value in replaced.values():
-                    ak.typetracer.touch_data(value)
-                break
             shifted = _with(base, replaced)
             changed = set(replaced)
             if preselected:
@@ -105,6 +102,8 @@ def run_stages(
                 shifted = _with(shifted, objects)
             _downstream(analysis, shifted, meta, recorder, f"{variation.name}{suffix}",
                         nominal=nominal, changed=changed, preselected=preselected)
+            if tracing:  # down reads what up reads; traced through, the shifted objects' unused fields stay unread
+                break
 
 
 def _recompute_objects(
