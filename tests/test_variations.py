@@ -110,6 +110,10 @@ def test_variations_know_what_they_replace(outcome, mc):
     analysis = highrate.load_analysis(SYST)
     assert deps.affected(analysis, deps.variations["JES"]) == {"Jet", "JetGood"}
     assert deps.affected(analysis, deps.variations["ISO"]) == {"Muon", "MuonGood", "mll"}
+    # traced through the downstream stages: the shifted jets' unused fields are not read
+    branches = outcome.plans[mc.name].branches
+    assert {"Jet_pt", "Jet_eta", "Jet_jetId"} <= set(branches)
+    assert not {"Jet_mass", "Jet_phi", "Jet_btagDeepFlavB"} & set(branches)
 
 
 def test_object_dependencies_found_by_tracing(outcome, mc):
