@@ -159,3 +159,21 @@ def test_up_and_down_share_one_dict_per_chunk(mc, zmumu_path):
     for key, h in run.result.histograms.items():  # an identity shift changes nothing
         if key[3] in ("sameUp", "sameDown"):
             np.testing.assert_array_equal(h.values(), run.result.histograms[(*key[:3], "nominal")].values())
+
+
+def test_unchanged_histograms_are_not_filled_again(mc, monkeypatch):
+    """JES moves no muon: in the category without a jet cut, the muon histograms of JESUp/Down are
+    the nominal ones, copied rather than filled again; everything else is filled."""
+    from highrate.stages import ChunkRecorder
+
+    copied = set()
+    real = ChunkRecorder.same
+
+    def spy(self, histogram, category, source, variation, *, dataset=None):
+        copied.add((histogram.name, category, variation))
+        return real(self, histogram, category, source, variation, dataset=dataset)
+
+    monkeypatch.setattr(ChunkRecorder, "same", spy)
+    highrate.run(highrate.load_analysis(SYST), [mc], options=highrate.RunOptions(chunk_size=5000, limit_chunks=2))
+    muon = ("mll", "MuonGood_pt_1", "MuonGood_eta_1", "MuonGood_phi_1")
+    assert copied == {(h, "baseline", v) for h in muon for v in ("JESUp", "JESDown")}

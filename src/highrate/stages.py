@@ -32,6 +32,8 @@ class Recorder(Protocol):
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None: ...
     def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None: ...
+    def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
+             dataset: str | None = None) -> None: ...
     def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
                 dataset: str | None = None) -> None: ...
 
@@ -160,6 +162,8 @@ class _Stage:
     shape variation reuses whatever does not depend on the fields it changed."""
 
     events: Any = None  # the preselected events, objects included
+    cat_masks: dict[str, Any] = field(default_factory=dict)
+    part_masks: dict[str | None, Any] = field(default_factory=dict)  # subsamples' masks (None: no subsamples)
     presel_mask: Any = None
     presel_deps: frozenset[str] = frozenset()
     computed: dict[str, Any] = field(default_factory=dict)
@@ -245,7 +249,8 @@ def _downstream(
     parts = analysis.subsamples.get(meta.get("sample", ""), {})
     targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
                for part, cuts in parts.items()] or [(None, None)]
-    cat_masks: dict[str, Any] = {}
+    stage.part_masks = dict(targets)
+    cat_masks = stage.cat_masks
     for cat, cuts in analysis.categories.items():
         cat_mask = cat_masks[cat] = masks(cuts, f"category {cat!r}")
         for dataset, part_mask in targets:
@@ -254,8 +259,13 @@ def _downstream(
                 recorder.category(cat, mask, weights.nominal, dataset=dataset)
             # weight variations are taken on the nominal objects only
             fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
+            unchanged = (nominal is not None and same_events and weights.nominal is nominal.weights.nominal
+                         and cat_mask is nominal.cat_masks.get(cat) and part_mask is nominal.part_masks.get(dataset))
             for h in analysis.histograms:
-                recorder.fill(h, cat, filled[h.name], mask, fills, dataset=dataset)
+                if unchanged and filled[h.name] is nominal.filled[h.name]:  # type: ignore[union-attr]
+                    recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
+                else:
+                    recorder.fill(h, cat, filled[h.name], mask, fills, dataset=dataset)
 
     if is_nominal and analysis.save_columns is not None:
         spec = analysis.save_columns
@@ -431,6 +441,13 @@ class ChunkRecorder:
         for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
             self.result.histograms[(histogram.name, ds, category, variation)] = h
 
+    def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
+             dataset: str | None = None) -> None:
+        """The histogram of ``variation`` is the one of ``source`` (same events, values, weights)."""
+        ds = dataset or self.dataset
+        self.result.histograms[(histogram.name, ds, category, variation)] = \
+            self.result.histograms[(histogram.name, ds, category, source)].copy()
+
     def _selection(self, mask: Any, index: Any, weights: Mapping[str, Any]) -> tuple[Any, list[Any]]:
         """(values kept, each variation's (w, w**2) for them): the same for every histogram of a
         category whose values are per event (or per the same objects), so kept for a few calls."""
@@ -493,6 +510,10 @@ class TraceRecorder:
         for x in (mask, weights):
             if x is not None:
                 ak.typetracer.touch_data(x)
+
+    def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
+             dataset: str | None = None) -> None:
+        pass
 
     def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
