@@ -355,3 +355,24 @@ def test_attrs_are_kept():
     assert isinstance(x * 2, FastArray)
     assert (x * 2).attrs == {"unit": "GeV"}
     assert ak.num(fast(ak.Array([[1.0], []], attrs={"unit": "GeV"}))).attrs == {"unit": "GeV"}
+
+
+def test_preselection_filter_matches_awkward():
+    """stages._filter: a record of lazily filtered fields, equal to ``events[mask]`` field by field,
+    including fields filtered twice, option-type fields (awkward's own path) and added fields."""
+    from highrate.stages import _filter
+
+    events = make_events()
+    events = ak.with_field(events, ak.Array([None if i % 4 == 0 else i for i in range(len(events))]), "opt")
+    mask = np.asarray(events.MET.pt > 20)
+    for ev in (events[["run", "Muon", "MET"]], events):
+        got, expected = _filter(ev, mask), plain(ev)[mask]
+        assert ak.to_list(got) == ak.to_list(expected) and str(got.type) == str(expected.type)
+    twice = _filter(_filter(events[["run", "Muon", "MET"]], mask), np.arange(int(mask.sum())) % 3 == 0)
+    assert ak.to_list(twice) == ak.to_list(plain(events[["run", "Muon", "MET"]])[mask][::3])
+    events = make_events()
+    added = ak.with_field(_filter(events, mask), np.arange(int(mask.sum())), "i")
+    assert type(added) is Events and added.i.tolist() == list(range(int(mask.sum())))
+    assert isinstance(added.layout, ak.contents.RecordArray)  # the fast with_field kept it a record
+    assert ak.to_list(added.Muon) == ak.to_list(plain(events)[mask].Muon)
+    assert isinstance(added.Muon, Collection) and isinstance(added.Muon.layout, ak.contents.ListOffsetArray)

@@ -367,8 +367,28 @@ def _select(
         record(stage, None, n)
         return (events, None) if return_mask else events
     record(stage, mask, None)
-    selected = events[mask] if apply is None else apply(mask)
+    selected = _filter(events, mask) if apply is None else apply(mask)
     return (selected, mask) if return_mask else selected
+
+
+def _filter(events: ak.Array, mask: np.ndarray) -> ak.Array:
+    """``events[mask]`` as a record of lazily filtered fields: each keeps an index into its
+    values and is packed when first read (:class:`highrate.collections.Events`), and adding a
+    field to it stays cheap."""
+    layout = events.layout
+    if _tracing(events) or not isinstance(layout, ak.contents.RecordArray) or layout.is_tuple:
+        return events[mask]
+    rows = np.flatnonzero(mask)
+    contents = []
+    for content in layout.contents:
+        if content.is_option or content.is_union:
+            return events[mask]
+        if isinstance(content, ak.contents.IndexedArray):  # filtered before: one index for both
+            contents.append(ak.contents.IndexedArray(ak.index.Index64(content.index.data[rows]), content.content))
+        else:
+            contents.append(ak.contents.IndexedArray(ak.index.Index64(rows), content))
+    out = ak.contents.RecordArray(contents, layout.fields, length=len(rows), parameters=layout.parameters)
+    return ak.Array(out, behavior=events.behavior, attrs=events.attrs)
 
 
 class ChunkRecorder:
