@@ -10,6 +10,7 @@ so cuts and bin edges agree with any independent float64 computation of the same
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import awkward as ak
@@ -94,7 +95,7 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
     new = (old * scale).astype(np.float32)
     dpt = (new - old).astype(np.float64)
     phi = flat_parts(objects.phi)[0][index]
-    event = np.repeat(np.arange(len(counts)), counts)
+    event = _event_of_each(objects.layout, counts)
     dpx = np.bincount(event, dpt * np.cos(phi), minlength=len(counts))
     dpy = np.bincount(event, dpt * np.sin(phi), minlength=len(counts))
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
@@ -107,6 +108,21 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
     mey = met_pt * np.sin(met_phi) - dpy
     new_met = _replace_fields(met, pt=np.hypot(mex, mey).astype(np.float32), phi=np.arctan2(mey, mex).astype(np.float32))
     return ak.with_field(objects, new_pt, "pt"), new_met
+
+
+_events_of: list[Any] = []  # [offsets (weak), event of each object] of the latest call
+
+
+def _event_of_each(layout: Any, counts: np.ndarray) -> np.ndarray:
+    """The event index of every object. Each shape variation shifts the same jets: their
+    offsets come back once per variation and direction, the index is built once."""
+    offsets = getattr(getattr(layout, "offsets", None), "data", None)
+    if _events_of and offsets is not None and _events_of[0]() is offsets:
+        return _events_of[1]
+    event = np.repeat(np.arange(len(counts)), counts)
+    if isinstance(offsets, np.ndarray):
+        _events_of[:] = [weakref.ref(offsets), event]
+    return event
 
 
 def _replace_fields(record: Any, **values: np.ndarray) -> ak.Array:

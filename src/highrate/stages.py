@@ -403,6 +403,7 @@ class ChunkRecorder:
         self.result.categories[dataset] = {}
         self.tables: list[tuple[str, dict[str, Any]]] = []  # saved columns, written by the worker
         self._templates: dict[str, hist.Hist] = {}  # an empty histogram per definition: its axes bin
+        self._shapes: dict[str, tuple[int, ...]] = {}  # each histogram's bins, flow included
         self._binned: dict[str, tuple[list[Filled], np.ndarray]] = {}  # the latest pass's bins
         self._selections: list[tuple[Any, ...]] = []  # the latest few (mask, index, weights) selections
 
@@ -439,6 +440,7 @@ class ChunkRecorder:
         template = self._templates.get(histogram.name)
         if template is None:
             template = self._templates[histogram.name] = make_hist(histogram)
+            self._shapes[histogram.name] = tuple(a.size + 2 for a in template.axes)
         flat = flat_bins(template, [to_numpy(v, where=f"histogram {histogram.name!r}") for v in values])
         self._binned[histogram.name] = (list(axes), flat)
         return flat
@@ -457,7 +459,7 @@ class ChunkRecorder:
         flat = self._bins(histogram, axes, values)
         if keep is not None:
             flat = flat[keep]
-        shape = tuple(a.size + 2 for a in self._templates[histogram.name].axes)
+        shape = self._shapes[histogram.name]
         for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
             self.result.histograms[(histogram.name, ds, category, variation)] = h
 
