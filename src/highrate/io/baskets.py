@@ -32,6 +32,7 @@ class BranchLayout:
     entries: np.ndarray  # basket entry boundaries, length num_baskets + 1
     dtype: np.dtype  # big-endian on disk
     jagged: bool
+    counter: str | None = None  # the branch counting a jagged branch's items
 
 
 def branch_layout(branch: Any) -> BranchLayout | None:
@@ -39,11 +40,11 @@ def branch_layout(branch: Any) -> BranchLayout | None:
     import uproot
 
     interp = branch.interpretation
-    jagged = False
+    jagged, counter = False, None
     if isinstance(interp, uproot.interpretation.jagged.AsJagged):
         if interp.header_bytes != 0 or branch.count_branch is None:
             return None
-        interp, jagged = interp.content, True
+        interp, jagged, counter = interp.content, True, branch.count_branch.name
     if not isinstance(interp, uproot.interpretation.numerical.AsDtype) or interp.from_dtype.shape != ():
         return None
     n = branch.num_baskets
@@ -52,7 +53,7 @@ def branch_layout(branch: Any) -> BranchLayout | None:
     entries = np.asarray(branch.member("fBasketEntry"))[: n + 1].astype(np.int64)
     if len(entries) != n + 1 or entries[-1] != branch.num_entries or (nbytes <= 0).any():
         return None  # embedded baskets (kept in the TTree object itself): let uproot read them
-    return BranchLayout(seeks, nbytes, entries, np.dtype(interp.from_dtype), jagged)
+    return BranchLayout(seeks, nbytes, entries, np.dtype(interp.from_dtype), jagged, counter)
 
 
 def read_branch(
@@ -101,7 +102,7 @@ def read_branch(
     return _native(out)
 
 
-def _checked(layout: BranchLayout, i: int, raw: Any) -> tuple[memoryview, np.ndarray | None]:
+def _checked(layout: BranchLayout, i: int, raw: Any) -> tuple[memoryview, _EntryOffsets | None]:
     """Decompress basket ``i``; a failure names the basket, its entries and its place in the file."""
     try:
         return _decompress_basket(raw)
@@ -188,7 +189,25 @@ class _Null:
         pass
 
 
-def _decompress_basket(raw: Any) -> tuple[memoryview, np.ndarray | None]:
+@dataclass(frozen=True)
+class _EntryOffsets:
+    """Where each entry of a variable-size basket starts in its data; a chunk needs two of them."""
+
+    data: Any  # the decompressed basket
+    border: int  # the data's length: [count][offsets...] follow it
+    count: int
+    keylen: int
+
+    def __getitem__(self, k: int) -> int:
+        if k == self.count:
+            return self.border
+        at = self.border + 4 + 4 * k
+        if not 0 <= k < self.count or at + 4 > len(self.data):
+            raise ValueError(f"entry {k} has no offset in the basket ({self.count} entries)")
+        return int.from_bytes(self.data[at : at + 4], "big") - self.keylen
+
+
+def _decompress_basket(raw: Any) -> tuple[memoryview, _EntryOffsets | None]:
     """(data before the entry offsets, entry byte offsets relative to the data or None)."""
     raw = memoryview(raw)
     head = bytes(raw[:18])
@@ -205,9 +224,7 @@ def _decompress_basket(raw: Any) -> tuple[memoryview, np.ndarray | None]:
     border = last - keylen
     offsets = None
     if border < objlen:  # variable-size entries: [count][offsets...] after the data
-        offsets = np.frombuffer(data, dtype=">i4", count=nevbuf, offset=border + 4).astype(np.int64)
-        offsets -= keylen
-        offsets = np.append(offsets, border)
+        offsets = _EntryOffsets(data, border, nevbuf, keylen)
     return memoryview(data)[:border], offsets
 
 

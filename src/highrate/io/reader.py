@@ -39,7 +39,7 @@ def read_columns_costed(
 ) -> tuple[dict[str, np.ndarray], int, FetchStats]:
     """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests)."""
     ttree = handle.ttree
-    missing = [b for b in branches if b not in ttree]
+    missing = [b for b in branches if b not in handle.layouts and b not in ttree]
     if missing:
         raise MissingBranchError(
             f"{where}: branch {missing[0]!r} is not in the file"
@@ -53,7 +53,7 @@ def read_columns_costed(
         out.update(_read_with_uproot(ttree, slow, start, stop, where))
     # counters first: jagged contents are sized by them
     ordered = sorted((b for b in branches if layouts[b] is not None), key=lambda b: layouts[b].jagged)
-    counters = {ttree[b].count_branch.name for b in ordered if layouts[b].jagged}
+    counters = {layouts[b].counter for b in ordered if layouts[b].jagged}
     fast = [c for c in counters if c not in ordered and _layout(handle, c) is not None] + ordered
     raws, fetched = _prefetch(handle, fast, start, stop, where)
     for name in fast:
@@ -62,7 +62,7 @@ def read_columns_costed(
         layout = _layout(handle, name)
         counts = None
         if layout.jagged:
-            counter = ttree[name].count_branch.name
+            counter = layout.counter
             counts = out.get(counter)
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
