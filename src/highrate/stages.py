@@ -97,9 +97,9 @@ def run_stages(
             changed = set(replaced)
             if preselected:
                 shifted, changed = _recompute_objects(analysis, shifted, meta, changed, deps)
-            else:
-                objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=changed,
-                                   deps=deps.objects if deps is not None else None)
+            else:  # when tracing, what the nominal pass found is enough to reuse the unchanged objects
+                known = deps.objects if deps is not None else recorder.object_deps if tracing else None
+                objects = _objects(analysis, shifted, meta, None, reuse=nominal_objects, changed=changed, deps=known)
                 changed |= {name for name in objects if objects[name] is not nominal_objects[name]}
                 shifted = _with(shifted, objects)
             _downstream(analysis, shifted, meta, recorder, f"{variation.name}{suffix}",
