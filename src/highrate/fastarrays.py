@@ -133,7 +133,7 @@ def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any, attrs: Any) -> FastArr
             elif not _same_lists(offsets, size, off, len(data)):
                 return None
             args.append(data)
-        elif isinstance(x, (bool, int, float, np.generic)):
+        elif isinstance(x, (bool, int, float)) or (isinstance(x, np.generic) and x.dtype.kind in _NUMERIC_KINDS):
             args.append(x)
         elif _plain_numbers(x) and x.ndim <= 1:
             if x.ndim == 1:
