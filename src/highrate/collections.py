@@ -49,6 +49,9 @@ class Group(ak.Array):
     def __getattr__(self, name: str) -> Any:
         return fast(super().__getattr__(name))
 
+    def __awkward_function__(self, func: Any, array_likes: Any, args: tuple, kwargs: dict) -> Any:
+        return fast_function(func, args, kwargs)
+
 
 class Events(ak.Array):
     """The event record; notes which fields analysis code reads while a recording is active.

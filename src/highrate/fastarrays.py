@@ -324,7 +324,10 @@ def _with_field(array: Any, what: Any, where: Any = None, **kwargs: Any) -> ak.A
     out: _Content = ak.contents.RecordArray(contents, fields, length=record.length, parameters=record.parameters)
     if outer is not None:
         out = ak.contents.ListOffsetArray(outer.offsets, out, parameters=outer.parameters)
-    return ak.Array(out, behavior=array.behavior, attrs=array.attrs)
+    result = ak.Array(out, behavior=array.behavior, attrs=array.attrs)
+    if type(result) is ak.Array and not layout.parameters:  # a class handed out by field access (a Group) stays
+        result.__class__ = type(array)
+    return result
 
 
 _FUNCTIONS: dict[str, Callable[..., Any]] = {

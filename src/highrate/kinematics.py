@@ -106,7 +106,8 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
     met_pt, met_phi = ak.to_numpy(met.pt), ak.to_numpy(met.phi)  # numpy directly: no awkward dispatch
     mex = met_pt * np.cos(met_phi) - dpx
     mey = met_pt * np.sin(met_phi) - dpy
-    new_met = _replace_fields(met, pt=np.hypot(mex, mey).astype(np.float32), phi=np.arctan2(mey, mex).astype(np.float32))
+    new_met = ak.with_field(met, np.hypot(mex, mey).astype(np.float32), "pt")  # MET's other fields are kept
+    new_met = ak.with_field(new_met, np.arctan2(mey, mex).astype(np.float32), "phi")
     return ak.with_field(objects, new_pt, "pt"), new_met
 
 
@@ -123,22 +124,6 @@ def _event_of_each(layout: Any, counts: np.ndarray) -> np.ndarray:
     if isinstance(offsets, np.ndarray):
         _events_of[:] = [weakref.ref(offsets), event]
     return event
-
-
-def _replace_fields(record: Any, **values: np.ndarray) -> ak.Array:
-    """A per-event record with some fields replaced (others kept), e.g. MET with new pt and phi."""
-    layout = record.layout if isinstance(record, ak.Array) else None
-    if not isinstance(layout, ak.contents.RecordArray) or layout.is_tuple:
-        return ak.zip(values)
-    fields, contents = list(layout.fields), list(layout.contents)
-    for name, value in values.items():
-        if name in fields:
-            contents[fields.index(name)] = ak.contents.NumpyArray(value)
-        else:
-            fields.append(name)
-            contents.append(ak.contents.NumpyArray(value))
-    return ak.Array(ak.contents.RecordArray(contents, fields, length=layout.length, parameters=layout.parameters),
-                    behavior=record.behavior)
 
 
 def _packed(layout: ak.contents.Content) -> bool:

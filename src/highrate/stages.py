@@ -116,13 +116,17 @@ def _recompute_objects(
     for name, function in analysis.objects.items():
         if name in deps.objects and not (deps.objects[name] & changed):
             continue
-        value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta), f"object {name!r}",
-                       events)
-        if isinstance(value, ak.Array):
-            value = ak.to_packed(value)
-        events = ak.with_field(events, value, name)
+        events = ak.with_field(events, _define(name, function, events, meta), name)
         changed.add(name)
     return events, changed
+
+
+def _define(name: str, function: Any, events: ak.Array, meta: Mapping[str, Any]) -> Any:
+    """One object of the analysis on ``events``, packed."""
+    value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta), f"object {name!r}", events)
+    if isinstance(value, ak.Array) and not _tracing(value):
+        value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
+    return value
 
 
 def _with(events: ak.Array, fields: Mapping[str, Any]) -> ak.Array:
@@ -144,12 +148,9 @@ def _objects(
             values[name] = reuse[name]
         else:
             with recording_fields() as seen:
-                value = _guard(partial(call_with, function, _arity(function, name), events, {}, meta),
-                               f"object {name!r}", events)
+                value = _define(name, function, events, meta)
             if tracer is not None:
                 tracer.object_deps[name] = frozenset(seen)
-            if isinstance(value, ak.Array) and not _tracing(value):
-                value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
             values[name] = value
             changed.add(name)
         events = ak.with_field(events, values[name], name)
