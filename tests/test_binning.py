@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from highrate.analysis import Axis, Histogram
-from highrate.binning import fill_variations, flat_bins, upper_bound, with_squares
+from highrate.binning import fill_cells, fill_variations, flat_bins, upper_bound, with_squares
 from highrate.result import Result, accumulate, finished
 from highrate.stages import make_hist
 
@@ -44,6 +44,26 @@ def test_same_as_fill(axes, dtype):
         assert got.axes == expected.axes
     (empty,) = fill_variations(definition, shape, flat[:0], [with_squares(np.ones(0))])
     assert empty.to_hist().sum(flow=True).value == 0
+
+
+def test_cells_equal_separate_fills():
+    """Filling several histograms in one pass gives each exactly its own fill."""
+    rng = np.random.default_rng(8)
+    n = 30_000
+    definition = Histogram("h", [Axis("x", 10, 60, 120), Axis("y", edges=[0, 1, 2.5, 7])])
+    template = make_hist(definition)
+    values = [_values(rng, n, a.edges[0], a.edges[-1], np.float64) for a in template.axes]
+    flat = flat_bins(template, values)
+    shape = tuple(a.size + 2 for a in template.axes)
+    cell = rng.integers(0, 4, n)
+    weights = [with_squares(rng.normal(1, 0.3, n)), None, with_squares(rng.exponential(1, n))]
+    together = fill_cells(definition, shape, flat, cell, 4, weights)
+    for c in range(4):
+        rows = cell == c
+        alone = fill_variations(definition, shape, flat[rows], [None if p is None else (p[0][rows], p[1][rows])
+                                                                for p in weights])
+        for per_cell, single in zip(together, alone, strict=True):
+            np.testing.assert_array_equal(per_cell[c].sums, single.sums)
 
 
 def test_chunk_sums_merge_with_histograms():

@@ -55,6 +55,36 @@ def test_cartesian_categories_match_numpy(mc_and_reference):
         assert out.categories[mc.name][cat][0] == mask.sum()
 
 
+def test_categories_sharing_no_events_filled_together(mc_and_reference):
+    """Disjoint categories are filled in one pass; a category of all events is their sum;
+    categories overlapping them are filled on their own. All against numpy, per-event and
+    per-leading-jet histograms, sums of weights and of their squares."""
+    base, mc, ref = mc_and_reference
+    cells = cartesian({"pv": {"lowpv": [few_pv], "highpv": [many_pv]}, "jet": {"0j": [no_jet], "1j": [jets]}})
+    cats = {"baseline": (), **cells, "any_jet": (jets,), "high_pv": (many_pv,)}
+    analysis = dataclasses.replace(base, categories=cats, source=None)
+    out = highrate.run(analysis, [mc], options=highrate.RunOptions(chunk_size=6000)).result
+    low, jet = ref["npv"] < 30, ref["njet"] >= 1
+    masks = {"lowpv_0j": low & ~jet, "lowpv_1j": low & jet, "highpv_0j": ~low & ~jet, "highpv_1j": ~low & jet,
+             "any_jet": jet, "high_pv": ~low}
+    w = ref["w"]
+    for cat, mask in masks.items():
+        assert mask.sum() > 20, cat
+        h = out.histograms[("mll", mc.name, cat, "nominal")]
+        np.testing.assert_array_equal(h.values(), mll_hist(ref, mask), err_msg=cat)
+        np.testing.assert_array_equal(
+            h.variances(), np.histogram(ref["mll"][mask], bins=120, range=(60, 120), weights=w[mask] ** 2)[0])
+        lead = mask & ref["has_jet"]
+        jet_h = out.histograms[("JetGood_pt_1", mc.name, cat, "nominal")]
+        np.testing.assert_array_equal(
+            jet_h.values(), np.histogram(ref["jet_pt_1"][lead], bins=100, range=(0, 500), weights=w[lead])[0])
+    everything = np.ones(len(w), dtype=bool)
+    np.testing.assert_allclose(out.histograms[("mll", mc.name, "baseline", "nominal")].values(),
+                               mll_hist(ref, everything), rtol=1e-12)
+    np.testing.assert_allclose(out.histograms[("mll", mc.name, "baseline", "nominal")].variances(),
+                               np.histogram(ref["mll"], bins=120, range=(60, 120), weights=w**2)[0], rtol=1e-12)
+
+
 def test_subsamples_split_a_dataset_exactly(mc_and_reference):
     base, mc, ref = mc_and_reference
     parts = {"even": [Cut("even", lambda ev: ev.PV.npvsGood % 2 == 0)],

@@ -26,6 +26,7 @@ from highrate.corrections import (  # noqa: E402
     pileup_weight,
 )
 from highrate.errors import ConfigError  # noqa: E402
+from highrate.fastarrays import FastArray  # noqa: E402
 from highrate.testing.corrections import write_corrections  # noqa: E402
 
 
@@ -149,6 +150,7 @@ def test_jes_uncertainty_matches_numpy(files: dict[str, Path]) -> None:
     jets = _jagged(np.random.default_rng(3), 5000, 3.0, 5.5, (5.0, 8000.0))
     unc = jes_uncertainty(jets, files["jes"])
     assert ak.all(ak.num(unc) == ak.num(jets))
+    assert isinstance(unc, FastArray)  # arithmetic on it (1 + unc) runs in numpy
     flat_eta, flat_pt = ak.to_numpy(ak.flatten(jets.eta)), ak.to_numpy(ak.flatten(jets.pt))
     expected = lookup_2d(_node(files["jes"], "jes_uncertainty"), flat_eta, flat_pt)
     np.testing.assert_allclose(ak.to_numpy(ak.flatten(unc)), expected)

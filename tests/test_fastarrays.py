@@ -376,3 +376,15 @@ def test_preselection_filter_matches_awkward():
     assert isinstance(added.layout, ak.contents.RecordArray)  # the fast with_field kept it a record
     assert ak.to_list(added.Muon) == ak.to_list(plain(events)[mask].Muon)
     assert isinstance(added.Muon, Collection) and isinstance(added.Muon.layout, ak.contents.ListOffsetArray)
+
+
+def test_unflatten_is_fast_and_equals_awkward():
+    from highrate.jagged import unflatten
+
+    values, counts = np.arange(6, dtype=np.float32), np.array([2, 0, 3, 1])
+    got = unflatten(values, counts)
+    assert isinstance(got, FastArray)
+    assert got.tolist() == ak.unflatten(values, counts).tolist()
+    assert (1 + got).tolist() == [[1.0, 2.0], [], [3.0, 4.0, 5.0], [6.0]]
+    with pytest.raises(ValueError, match="6 values for 5 objects"):
+        unflatten(values, np.array([2, 3]))

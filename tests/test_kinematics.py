@@ -53,3 +53,24 @@ def test_scale_pt_matches_numpy(kind):
     np.testing.assert_array_equal(ak.to_numpy(ak.flatten(new_jets.eta)), ak.to_numpy(ak.flatten(jets.eta)))
     np.testing.assert_array_equal(ak.to_numpy(new_met.pt), met_pt)
     np.testing.assert_array_equal(ak.to_numpy(new_met.phi), met_phi)
+
+
+def test_scale_pt_again_on_the_same_jets_and_on_others():
+    """Up, down and other jets: what scale_pt keeps between calls on the same jets (their event
+    index, cos and sin of phi, MET's components) never leaks into a call on other jets."""
+    rng = np.random.default_rng(5)
+    jets, met, counts = _jets(rng, 1500)
+    n = int(counts.sum())
+    for scale in (1.0 + 0.03 * rng.normal(size=n), 1.0 - 0.03 * rng.normal(size=n)):
+        new_jets, new_met = scale_pt(jets, ak.unflatten(scale, counts), met)
+        pt, met_pt, met_phi = _expected(jets, met, counts, scale)
+        np.testing.assert_array_equal(ak.to_numpy(ak.flatten(new_jets.pt)), pt)
+        np.testing.assert_array_equal(ak.to_numpy(new_met.pt), met_pt)
+        np.testing.assert_array_equal(ak.to_numpy(new_met.phi), met_phi)
+    other, other_met, other_counts = _jets(np.random.default_rng(6), 1500)
+    scale = np.full(int(other_counts.sum()), 1.02)
+    new_jets, new_met = scale_pt(other, ak.unflatten(scale, other_counts), other_met)
+    pt, met_pt, met_phi = _expected(other, other_met, other_counts, scale)
+    np.testing.assert_array_equal(ak.to_numpy(ak.flatten(new_jets.pt)), pt)
+    np.testing.assert_array_equal(ak.to_numpy(new_met.pt), met_pt)
+    np.testing.assert_array_equal(ak.to_numpy(new_met.phi), met_phi)

@@ -18,7 +18,7 @@ from analysis_nominal import analysis as nominal  # the selection and histograms
 from highrate import Analysis, Axis, Cut, Histogram, ShapeVariation, Weight
 from highrate.categories import cartesian
 from highrate.corrections import jes_uncertainty, muon_sf, pileup_weight
-from highrate.jagged import nth_value
+from highrate.jagged import nth_value, unflatten
 from highrate.kinematics import scale_pt
 from highrate.lumimask import LumiMask
 from highrate.randomness import normal_from_keys
@@ -80,7 +80,7 @@ def _jer_numbers(events):
     key = np.repeat(ak.to_numpy(events.event), n)
     index = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
     lumi = np.repeat(ak.to_numpy(events.luminosityBlock), n)
-    return ak.unflatten(normal_from_keys(key, lumi, index), n)
+    return unflatten(normal_from_keys(key, lumi, index), n)
 
 
 def jer(events, direction, meta, shared):

@@ -108,18 +108,32 @@ def fill_variations(
 ) -> list[Binned]:
     """One :class:`Binned` per entry of ``weights`` (``(w, w**2)`` as float64, or ``None`` for
     unweighted) of the values binned as ``flat`` into a histogram whose flow view has ``shape``."""
+    return [cells[0] for cells in fill_cells(definition, shape, flat, None, 1, weights)]
+
+
+def fill_cells(
+    definition: Any, shape: tuple[int, ...], flat: np.ndarray, cell: np.ndarray | None, ncells: int,
+    weights: Sequence[tuple[np.ndarray, np.ndarray] | None],
+) -> list[list[Binned]]:
+    """:func:`fill_variations` into ``ncells`` histograms at once, value ``i`` going to
+    ``cell[i]`` (all to cell 0 when ``cell`` is None): per entry of ``weights``, one
+    :class:`Binned` per cell. Each cell's sums run in the order of its values, as a fill of
+    that cell alone would."""
     size = int(np.prod(shape))
-    counts = None
+    index = flat if cell is None else cell * size + flat
+    total = size * ncells
     out = []
+    counts = None
     for pair in weights:
         if pair is None:
             if counts is None:
-                counts = np.bincount(flat, minlength=size).astype(np.float64).reshape(shape)
-            out.append(Binned(definition, np.stack([counts, counts], axis=-1)))
-            continue
-        w, w2 = pair
-        sums = np.empty((*shape, 2))
-        sums[..., 0] = np.bincount(flat, weights=w, minlength=size).reshape(shape)
-        sums[..., 1] = np.bincount(flat, weights=w2, minlength=size).reshape(shape)
-        out.append(Binned(definition, sums))
+                counts = np.bincount(index, minlength=total).astype(np.float64)
+            sums = np.stack([counts, counts], axis=-1)
+        else:
+            w, w2 = pair
+            sums = np.empty((total, 2))
+            sums[:, 0] = np.bincount(index, weights=w, minlength=total)
+            sums[:, 1] = np.bincount(index, weights=w2, minlength=total)
+        sums = sums.reshape(ncells, *shape, 2)
+        out.append([Binned(definition, sums[c]) for c in range(ncells)])
     return out

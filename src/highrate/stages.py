@@ -17,7 +17,7 @@ import hist
 import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN, Analysis, Cut, Histogram, _arity, call_with
-from highrate.binning import fill_variations, flat_bins, with_squares
+from highrate.binning import Binned, fill_cells, flat_bins, with_squares
 from highrate.collections import recording_fields
 from highrate.errors import ChunkError, ConfigError, UnknownQuantityError
 from highrate.quantities import Filled, evaluate, to_numpy
@@ -30,7 +30,7 @@ NOMINAL = "nominal"
 class Recorder(Protocol):
     def step(self, name: str, mask: Any, n_events: int | None) -> None: ...
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None: ...
-    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+    def fill(self, histogram: Histogram, masks: Mapping[str, Any], axes: list[Filled],
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None: ...
     def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
              dataset: str | None = None) -> None: ...
@@ -253,20 +253,24 @@ def _downstream(
     stage.part_masks = dict(targets)
     cat_masks = stage.cat_masks
     for cat, cuts in analysis.categories.items():
-        cat_mask = cat_masks[cat] = masks(cuts, f"category {cat!r}")
-        for dataset, part_mask in targets:
-            mask = _and(cat_mask, part_mask)
-            if is_nominal:
+        cat_masks[cat] = masks(cuts, f"category {cat!r}")
+    # weight variations are taken on the nominal objects only
+    fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
+    for dataset, part_mask in targets:
+        cat_part = {cat: _and(cat_mask, part_mask) for cat, cat_mask in cat_masks.items()}
+        if is_nominal:
+            for cat, mask in cat_part.items():
                 recorder.category(cat, mask, weights.nominal, dataset=dataset)
-            # weight variations are taken on the nominal objects only
-            fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
-            unchanged = (nominal is not None and same_events and weights.nominal is nominal.weights.nominal
-                         and cat_mask is nominal.cat_masks.get(cat) and part_mask is nominal.part_masks.get(dataset))
-            for h in analysis.histograms:
-                if unchanged and filled[h.name] is nominal.filled[h.name]:  # type: ignore[union-attr]
-                    recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
-                else:
-                    recorder.fill(h, cat, filled[h.name], mask, fills, dataset=dataset)
+        same_weights = (nominal is not None and same_events and weights.nominal is nominal.weights.nominal
+                        and part_mask is nominal.part_masks.get(dataset))
+        unchanged = {cat for cat in cat_part if same_weights and cat_masks[cat] is nominal.cat_masks.get(cat)}
+        for h in analysis.histograms:
+            same_values = nominal is not None and filled[h.name] is nominal.filled[h.name]
+            for cat in unchanged if same_values else ():
+                recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
+            todo = {cat: mask for cat, mask in cat_part.items() if not (same_values and cat in unchanged)}
+            if todo:
+                recorder.fill(h, todo, filled[h.name], fills, dataset=dataset)
 
     if is_nominal and analysis.save_columns is not None:
         spec = analysis.save_columns
@@ -407,6 +411,7 @@ class ChunkRecorder:
         self._shapes: dict[str, tuple[int, ...]] = {}  # each histogram's bins, flow included
         self._binned: dict[str, tuple[list[Filled], np.ndarray]] = {}  # the latest pass's bins
         self._selections: list[tuple[Any, ...]] = []  # the latest few (mask, index, weights) selections
+        self._latest_cells: list[tuple[list[Any], tuple[Any, list[str], Any]]] = []  # see _cells
 
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         self.cutflow[name] = int(n_events if mask is None else np.count_nonzero(mask))
@@ -446,23 +451,73 @@ class ChunkRecorder:
         self._binned[histogram.name] = (list(axes), flat)
         return flat
 
-    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+    def fill(self, histogram: Histogram, masks: Mapping[str, Any], axes: list[Filled],
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
-        """Fill one histogram per variation in ``weights``; the values are selected once."""
+        """Fill the histogram in each category of ``masks`` (``None``: every event), once per
+        variation in ``weights``. Categories no event shares are filled together, with one pass
+        per weight over all of them."""
         index = axes[0].index
         values = [a.values for a in axes]
         if any(a.index is not None and (index is None or len(a.values) != len(axes[0].values)) for a in axes[1:]):
             raise UnknownQuantityError(
                 f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
             )
-        keep, selected = self._selection(mask, index, weights)
         ds = dataset or self.dataset
         flat = self._bins(histogram, axes, values)
-        if keep is not None:
-            flat = flat[keep]
         shape = self._shapes[histogram.name]
-        for variation, h in zip(weights, fill_variations(histogram, shape, flat, selected), strict=True):
-            self.result.histograms[(histogram.name, ds, category, variation)] = h
+        cells, names, covered = self._cells(masks)
+        done = set(names)
+        if names:
+            keep, selected = self._selection(covered, index, weights)
+            cell = cells if index is None else cells[index]
+            kept = flat if keep is None else flat[keep]
+            filled = fill_cells(histogram, shape, kept, cell if keep is None else cell[keep], len(names) + 1, selected)
+            # the cells hold every event: a category of all events is their sum (equal to its
+            # own fill up to float64 rounding, at no cost)
+            whole = [c for c, m in masks.items() if m is None] if covered is None else []
+            done.update(whole)
+            for variation, per_cell in zip(weights, filled, strict=True):
+                for category, binned in zip(names, per_cell[1:], strict=True):
+                    self.result.histograms[(histogram.name, ds, category, variation)] = binned
+                for category in whole:
+                    total = Binned(histogram, sum(b.sums for b in per_cell[1:]))
+                    self.result.histograms[(histogram.name, ds, category, variation)] = total
+        for category, mask in masks.items():
+            if category in done:
+                continue
+            keep, selected = self._selection(mask, index, weights)
+            kept = flat if keep is None else flat[keep]
+            for variation, (binned,) in zip(weights, fill_cells(histogram, shape, kept, None, 1, selected),
+                                            strict=True):
+                self.result.histograms[(histogram.name, ds, category, variation)] = binned
+
+    def _cells(self, masks: Mapping[str, Any]) -> tuple[Any, list[str], Any]:
+        """Categories of ``masks`` that share no event, as (the cell of each event: 0 for none
+        of them, 1 + k for the k-th of ``names``; names; the events in any of them, ``None`` for
+        all). Found greedily in order; with fewer than two, no names. Kept for the latest two
+        sets of masks: the histograms of a pass share them."""
+        values = list(masks.values())
+        for known, answer in self._latest_cells:
+            if len(known) == len(values) and all(a is b for a, b in zip(known, values, strict=True)):
+                return answer
+        names: list[str] = []
+        taken = None
+        for category, mask in masks.items():
+            if not isinstance(mask, np.ndarray):
+                continue
+            if taken is None:
+                names, taken = [category], mask.copy()
+            elif not np.any(taken & mask):
+                names.append(category)
+                taken |= mask
+        answer: tuple[Any, list[str], Any] = (None, [], None)
+        if len(names) >= 2:
+            cells = np.zeros(len(taken), dtype=np.intp)
+            for k, category in enumerate(names):
+                cells += masks[category] * (k + 1)  # (np.add's where= is ~30x slower)
+            answer = (cells, names, None if taken.all() else taken)
+        self._latest_cells = [(values, answer), *self._latest_cells[:1]]
+        return answer
 
     def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
              dataset: str | None = None) -> None:
@@ -538,7 +593,7 @@ class TraceRecorder:
              dataset: str | None = None) -> None:
         pass
 
-    def fill(self, histogram: Histogram, category: str, axes: list[Filled], mask: Any,
+    def fill(self, histogram: Histogram, masks: Mapping[str, Any], axes: list[Filled],
              weights: Mapping[str, Any], *, dataset: str | None = None) -> None:
         for x in weights.values():
             if isinstance(x, ak.Array):

@@ -13,6 +13,7 @@ import numpy as np
 from highrate.corrections._dense import dense_of, lookup, lookup_each
 from highrate.corrections._load import Correction, CorrectionError
 from highrate.errors import did_you_mean
+from highrate.fastarrays import fast
 from highrate.jagged import flat_parts, is_typetracer
 
 
@@ -127,8 +128,8 @@ def evaluate(correction: Correction, *inputs: Any) -> Any:
         return values
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
-                                                 ak.contents.NumpyArray(np.asarray(values))))
+    return fast(ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
+                                                      ak.contents.NumpyArray(np.asarray(values)))))
 
 
 _BOUNDS = re.compile(r"(above|below) bounds in (?:Multi)?Binning for input argument (\d+) value: (\S+)")
