@@ -425,3 +425,25 @@ def test_lz4_bit_flip_is_detected(files, tmp_path):
             read(handle, ["nMuon", "Muon_pt"], b0, b1)
     finally:
         forget(str(path))
+
+
+def test_counts_that_disagree_with_the_baskets(codec_file):
+    """Whole baskets are decompressed in place: counts that promise fewer or more values than
+    the baskets hold give an error, never a write past the output or a short array."""
+    from highrate.io.baskets import read_branch
+
+    _, path, tree = codec_file
+    handle = open_tree(str(path), "Events")
+    read(handle, ["Muon_pt"], 0, 1)  # makes the branch's layout
+    layout = handle.layouts["Muon_pt"]
+    edges = basket_edges(tree)
+    start, stop = int(edges[1]), int(edges[4])  # three whole baskets
+    counts = tree["nMuon"].array(entry_start=start, entry_stop=stop, library="np").astype(np.int64)
+    expected = ak.to_numpy(ak.flatten(tree["Muon_pt"].array(entry_start=start, entry_stop=stop)))
+    np.testing.assert_array_equal(read_branch(layout, handle.fd, start, stop, counts), expected)
+    fewer, more = counts.copy(), counts.copy()
+    fewer[counts > 0] -= 1
+    more += 1
+    for wrong in (fewer, more):
+        with pytest.raises(ValueError, match="values"):
+            read_branch(layout, handle.fd, start, stop, wrong)

@@ -11,8 +11,9 @@ baskets, unknown codecs, non-numeric types) returns ``None`` and falls back to u
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from typing import Any
 
@@ -71,41 +72,73 @@ def read_branch(
     if raws is None:
         raws = _pread(layout, fd, first, last)
     itemsize = layout.dtype.itemsize
+    heads = [_checked(layout, i, partial(_header, raw)) for i, raw in zip(range(first, last), raws, strict=True)]
     if not layout.jagged:
         out = np.empty(stop - start, dtype=layout.dtype)
-        pos = 0
-        for i, raw in zip(range(first, last), raws, strict=True):
-            data, _ = _checked(layout, i, raw)
-            lo = max(start - int(layout.entries[i]), 0)
-            hi = min(stop, int(layout.entries[i + 1])) - int(layout.entries[i])
-            chunk = np.frombuffer(data, dtype=layout.dtype, count=hi, offset=0)[lo:]
-            out[pos : pos + len(chunk)] = chunk
-            pos += len(chunk)
-        if pos != len(out):
-            raise ValueError(f"expected {len(out)} entries, baskets held {pos}")
-        return _native(out)
-    assert counts is not None
-    total = int(counts.sum())
-    out = np.empty(total, dtype=layout.dtype)
-    pos = 0
-    for i, raw in zip(range(first, last), raws, strict=True):
-        data, offsets = _checked(layout, i, raw)
+        size, slack = out.nbytes, 0
+    else:
+        assert counts is not None
+        size = int(counts.sum()) * itemsize
+        # a whole basket is decompressed in place, its entry offsets after its data: the last
+        # one's spill into this slack, the others' are overwritten by the next basket's data
+        slack = max((h.objlen - h.border for h in heads), default=0)
+    buffer = np.empty(size + slack, dtype=np.uint8)
+    pos = 0  # bytes written
+    for i, head in zip(range(first, last), heads, strict=True):
         b0 = int(layout.entries[i])
         lo = max(start - b0, 0)
         hi = min(stop, int(layout.entries[i + 1])) - b0
-        byte_lo, byte_hi = int(offsets[lo]), int(offsets[hi])
-        n = (byte_hi - byte_lo) // itemsize
-        out[pos : pos + n] = np.frombuffer(data, dtype=layout.dtype, count=n, offset=byte_lo)
+        whole = lo == 0 and hi == head.nevbuf and (layout.jagged or head.border == head.objlen)
+        if whole:
+            if pos + head.objlen > len(buffer):
+                raise ValueError(f"the baskets hold more than the {size // itemsize} values expected")
+            _checked(layout, i, partial(_decompress_into, head, buffer[pos : pos + head.objlen]))
+            pos += head.border
+            continue
+        data, offsets = _checked(layout, i, partial(_unpack, head))
+        if layout.jagged and offsets is None:
+            raise ValueError(f"basket {i} of a jagged branch has no entry offsets")
+        byte_lo, byte_hi = (lo * itemsize, hi * itemsize) if offsets is None else (offsets[lo], offsets[hi])
+        n = byte_hi - byte_lo
+        if pos + n > size:
+            raise ValueError(f"the baskets hold more than the {size // itemsize} values expected")
+        buffer[pos : pos + n] = np.frombuffer(data, dtype=np.uint8, count=n, offset=byte_lo)
         pos += n
-    if pos != total:
-        raise ValueError(f"counter says {total} values, baskets held {pos}")
-    return _native(out)
+    if pos != size:
+        what = "counter says" if layout.jagged else "expected"
+        raise ValueError(f"{what} {size // itemsize} values, baskets held {pos // itemsize}")
+    return _native(buffer[:size].view(layout.dtype))
 
 
-def _checked(layout: BranchLayout, i: int, raw: Any) -> tuple[memoryview, _EntryOffsets | None]:
-    """Decompress basket ``i``; a failure names the basket, its entries and its place in the file."""
+@dataclass(frozen=True)
+class _Header:
+    """A basket's key, as far as reading it needs."""
+
+    raw: memoryview
+    keylen: int
+    objlen: int  # uncompressed bytes: data, then for variable-size entries their offsets
+    border: int  # bytes of data
+    nevbuf: int  # entries
+
+
+def _header(raw: Any) -> _Header:
+    raw = memoryview(raw)
+    head = bytes(raw[:18])
+    total = int.from_bytes(head[0:4], "big")
+    objlen = int.from_bytes(head[6:10], "big")
+    keylen = int.from_bytes(head[14:16], "big")
+    if len(raw) < total:
+        raise ValueError(f"basket is truncated: {len(raw)} of {total} bytes")
+    key = bytes(raw[:keylen])
+    nevbuf = int.from_bytes(key[keylen - 9 : keylen - 5], "big")
+    last = int.from_bytes(key[keylen - 5 : keylen - 1], "big")
+    return _Header(raw[:total], keylen, objlen, min(last - keylen, objlen), nevbuf)
+
+
+def _checked(layout: BranchLayout, i: int, step: Callable[[], Any]) -> Any:
+    """``step()`` on basket ``i``; a failure names the basket, its entries and its place in the file."""
     try:
-        return _decompress_basket(raw)
+        return step()
     except Exception as err:
         raise ValueError(
             f"basket {i} (entries [{layout.entries[i]}, {layout.entries[i + 1]}), {layout.nbytes[i]} bytes "
@@ -207,37 +240,37 @@ class _EntryOffsets:
         return int.from_bytes(self.data[at : at + 4], "big") - self.keylen
 
 
-def _decompress_basket(raw: Any) -> tuple[memoryview, _EntryOffsets | None]:
+def _unpack(head: _Header) -> tuple[memoryview, _EntryOffsets | None]:
     """(data before the entry offsets, entry byte offsets relative to the data or None)."""
-    raw = memoryview(raw)
-    head = bytes(raw[:18])
-    total = int.from_bytes(head[0:4], "big")
-    objlen = int.from_bytes(head[6:10], "big")
-    keylen = int.from_bytes(head[14:16], "big")
-    if len(raw) < total:
-        raise ValueError(f"basket is truncated: {len(raw)} of {total} bytes")
-    key = bytes(raw[:keylen])
-    nevbuf = int.from_bytes(key[keylen - 9 : keylen - 5], "big")
-    last = int.from_bytes(key[keylen - 5 : keylen - 1], "big")
-    payload = raw[keylen:total]
-    data = payload if len(payload) == objlen else _decompress(payload, objlen)
-    border = last - keylen
+    payload = head.raw[head.keylen :]
+    if len(payload) == head.objlen:
+        data: Any = payload
+    else:
+        data = np.empty(head.objlen, dtype=np.uint8)
+        _decompress_into(head, data)
     offsets = None
-    if border < objlen:  # variable-size entries: [count][offsets...] after the data
-        offsets = _EntryOffsets(data, border, nevbuf, keylen)
-    return memoryview(data)[:border], offsets
+    if head.border < head.objlen:  # variable-size entries: [count][offsets...] after the data
+        offsets = _EntryOffsets(memoryview(data), head.border, head.nevbuf, head.keylen)
+    return memoryview(data)[: head.border], offsets
 
 
-def _decompress(payload: memoryview, objlen: int) -> bytearray:
-    out = bytearray(objlen)
+def _decompress_into(head: _Header, out: np.ndarray) -> None:
+    """The basket's uncompressed bytes (``head.objlen``) into ``out``."""
+    payload = head.raw[head.keylen :]
+    if len(payload) == head.objlen:
+        out[:] = np.frombuffer(payload, dtype=np.uint8)
+        return
     pos = done = 0
+    target_all = memoryview(out)
     while pos < len(payload):
         h = payload[pos : pos + _HEADER]
         algo = bytes(h[:2])
         csize = h[3] | (h[4] << 8) | (h[5] << 16)
         usize = h[6] | (h[7] << 8) | (h[8] << 16)
         block = payload[pos + _HEADER : pos + _HEADER + csize]
-        target = memoryview(out)[done : done + usize]
+        target = target_all[done : done + usize]
+        if len(target) != usize:
+            raise ValueError(f"compressed blocks hold more than the basket's {head.objlen} bytes")
         if algo == b"ZS":
             n = cramjam.zstd.decompress_into(block, target)
         elif algo == b"L4":  # an xxhash64 of the compressed block comes first
@@ -254,9 +287,8 @@ def _decompress(payload: memoryview, objlen: int) -> bytearray:
             raise ValueError(f"compressed block gave {n} bytes, expected {usize}")
         pos += _HEADER + csize
         done += usize
-    if done != objlen:
-        raise ValueError(f"basket decompressed to {done} bytes, expected {objlen}")
-    return out
+    if done != head.objlen:
+        raise ValueError(f"basket decompressed to {done} bytes, expected {head.objlen}")
 
 
 def basket_ranges(layouts: Sequence[BranchLayout], start: int, stop: int) -> int:
