@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from highrate import credentials
+from highrate.allocator import keep_freed_memory
 from highrate.analysis import Analysis
 from highrate.checkpoint import CheckpointStore, chunk_key
 from highrate.datasets import Dataset
@@ -254,6 +255,7 @@ def run(
         raise ConfigError("no datasets to run on.")
     report = progress or (lambda p: None)
     t0 = time.perf_counter()
+    keep_freed_memory()  # before the executor: forked workers inherit it
     own = executor is None
     ex = executor or make_executor(
         options.executor, workers=options.workers, scheduler=options.scheduler, cluster=options.cluster

@@ -13,6 +13,7 @@ import awkward as ak
 import cloudpickle
 import numpy as np
 
+from highrate.allocator import keep_freed_memory
 from highrate.analysis import Analysis
 from highrate.errors import HighrateError
 from highrate.events import EventSchema, filter_arrays
@@ -75,6 +76,7 @@ class Task:
 def process_chunk(task: Task) -> Result:
     """Process one chunk. Never raises: a failure comes back in ``Result.failed``."""
     item, plan = task.item, task.plan
+    keep_freed_memory()  # workers not forked from the driver (forkserver, Dask) tune themselves
     replica_failures: list[dict[str, Any]] = []
     try:
         analysis = task.analysis.get()
