@@ -84,3 +84,47 @@ def test_processes_from_a_fresh_command_fork_and_match(sample, zmumu_path, seque
         forked = pickle.load(f)
     for k, h in sequential.histograms.items():
         np.testing.assert_array_equal(forked[k].values(), h.values(), err_msg=str(k))
+
+
+def test_affinity_queue_keeps_keys_together_and_helps_at_the_end():
+    from highrate.executors.local import _NOTHING, _AffinityQueue
+
+    items = [(f, i) for f in "abc" for i in range(3)]
+    homes: dict = {}
+    q = _AffinityQueue(items, lambda it: it[0], homes, workers=2)
+    assert [q.next_for(0), q.next_for(0)] == [("a", 0), ("a", 1)]  # worker 0 keeps to "a"
+    assert q.next_for(1) == ("b", 0)  # worker 1 takes the next key nobody has
+    assert q.next_for(0) == ("a", 2)
+    assert q.next_for(0) == ("c", 0)  # "a" done: the next free key
+    assert [q.next_for(1), q.next_for(1)] == [("b", 1), ("b", 2)]
+    assert q.next_for(1) == ("c", 2)  # nothing free: help with "c", from its far end
+    assert [q.next_for(0), q.next_for(0), q.next_for(1)] == [("c", 1), _NOTHING, _NOTHING]
+    assert homes == {"a": 0, "b": 1, "c": 0}
+    # a later call (the chunks after the files' metadata) starts each worker on its own keys
+    again = _AffinityQueue(list(reversed(items)), lambda it: it[0], homes, workers=2)
+    assert again.next_for(1)[0] == "b" and again.next_for(0)[0] == "c"
+    # without keys: in order
+    plain = _AffinityQueue([3, 1, 2], None, {}, workers=2)
+    assert [plain.next_for(1), plain.next_for(0), plain.next_for(1), plain.next_for(0)] == [3, 1, 2, _NOTHING]
+
+
+def _pid_of(item):
+    import os
+    import time
+
+    time.sleep(0.02)
+    return item, os.getpid()
+
+
+def test_processes_send_a_key_to_one_worker():
+    ex = make_executor("processes", workers=2)
+    try:
+        items = [(f, i) for f in "abcd" for i in range(6)]
+        done = list(ex.map_unordered(_pid_of, items, affinity=lambda it: it[0]))
+    finally:
+        ex.close()
+    assert sorted(item for item, _ in done) == sorted(items)  # each once
+    pairs = {(item[0], pid) for item, pid in done}
+    assert len({pid for _, pid in pairs}) == 2
+    # handed out in order without affinity, every key would meet both workers (8 pairs)
+    assert len(pairs) <= 6, pairs

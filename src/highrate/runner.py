@@ -195,8 +195,18 @@ def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outc
     if map_keep is not None:
         yield from map_keep(process_indexed, jobs, summarize)
         return
-    for outcome in ex.map_unordered(process_indexed, jobs):
+    # a chunk goes where its file is open already (executors that can choose a worker)
+    affinity = {"affinity": _file_of_job} if getattr(ex, "affinity", False) else {}
+    for outcome in ex.map_unordered(process_indexed, jobs, **affinity):
         yield outcome, outcome
+
+
+def _file_of_job(job: tuple[int, Task]) -> str:
+    return job[1].item.url
+
+
+def _file_of_ref(ref: tuple[Any, ...]) -> str:  # describe_file's (dataset, locations, tree, ...)
+    return ref[1].name
 
 
 class _ReductionTree:
@@ -321,7 +331,8 @@ def _describe_files(
         for d in datasets for url in d.files[: options.limit_files]
     ]
     found: dict[tuple[str, str], Any] = {}
-    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs), 1):
+    affinity = {"affinity": _file_of_ref} if getattr(ex, "affinity", False) else {}
+    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **affinity), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
                 if info.startswith("CredentialError"):
