@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from highrate.plancache import cache_root
+from highrate.cachedir import cache_root
 
 DEMO_SEED = 2018
 FORMAT = 3  # bump when the generator changes, so stale caches are regenerated

@@ -20,18 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from highrate.analysis import Analysis
+from highrate.cachedir import cache_root, caching_enabled
 from highrate.events import EventSchema
 from highrate.stages import Dependencies
 
 Traced = tuple[tuple[str, ...], Dependencies]
-
-
-def cache_root(cache_dir: str | None = None) -> Path:
-    """highrate's cache folder: ``cache_dir``, else ``$XDG_CACHE_HOME/highrate`` or ``~/.cache/highrate``."""
-    if cache_dir:
-        return Path(cache_dir)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "highrate"
 
 
 def cached_trace(
@@ -50,7 +43,7 @@ def cached_trace(
 
 
 def _entry(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> Path | None:
-    if analysis.source is None or os.environ.get("HIGHRATE_CACHE", "").lower() in ("off", "0", "no", "false"):
+    if analysis.source is None or not caching_enabled():
         return None
     import awkward
 

@@ -152,7 +152,7 @@ def _where(item: WorkItem, replica: str) -> str:
 
 def same_file(handle: Any, uuid: str | None, size: int | None, replica: str) -> None:
     """Raise :class:`ReplicaMismatch` when a replica (an open tree) is not the file it stands for."""
-    found = str(handle.ttree.file.uuid)
+    found = handle.uuid
     if uuid and found != uuid:
         raise ReplicaMismatch(f"replica {replica!r} is another file (UUID {found}, expected {uuid}).")
     if size is not None and handle.size != size:

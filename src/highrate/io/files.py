@@ -6,9 +6,9 @@ import atexit
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,8 @@ from highrate.errors import (
     InputFileError,
     did_you_mean,
 )
+from highrate.io import metacache
+from highrate.io.baskets import branch_layout
 from highrate.io.sources import AccessOptions, local_path, open_args
 
 _MAX_OPEN = 8
@@ -37,25 +39,48 @@ class BranchInfo:
     counter: str | None = None
 
 
-@dataclass
 class OpenTree:
-    """A TTree kept open in this process, with what the fast reader caches about it."""
+    """A TTree kept open in this process, with what the fast reader caches about it.
 
-    url: str
-    ttree: Any
-    fd: int | None  # a plain file descriptor for local files (pread is the cheapest read)
-    layouts: dict[str, Any] = field(default_factory=dict)
-    users: int = 0  # readers holding it: an evicted handle closes when the last one lets go
-    size: int = 0  # bytes of the file, found once when it is opened (remotely a request each time)
-    evicted: bool = False
+    ``ttree`` is uproot's TTree; given ``parse`` instead, it is parsed when first needed. With
+    the file's metadata remembered (:mod:`highrate.io.metacache`), reading numeric branches
+    never needs it.
+    """
+
+    def __init__(
+        self, url: str, ttree: Any, fd: int | None, *, size: int = 0, users: int = 0, uuid: str | None = None,
+        layouts: dict[str, Any] | None = None, parse: Callable[[], Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.fd = fd  # a plain file descriptor for local files (pread is the cheapest read)
+        self.size = size  # bytes of the file, found once when it is opened (remotely a request each time)
+        self.users = users  # readers holding it: an evicted handle closes when the last one lets go
+        self.layouts: dict[str, Any] = {} if layouts is None else layouts
+        self.evicted = False
+        self._ttree = ttree
+        self._parse = parse
+        self._uuid = uuid
+
+    @property
+    def ttree(self) -> Any:
+        if self._ttree is None:
+            assert self._parse is not None
+            self._ttree = self._parse()
+        return self._ttree
+
+    @property
+    def uuid(self) -> str:
+        """The file's UUID (remembered, or read from the file)."""
+        return self._uuid if self._uuid is not None else str(self.ttree.file.uuid)
 
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-        source = self.ttree.file.source
-        self.ttree.file.close()
-        _release_handles(source)
+        if self._ttree is not None:
+            source = self._ttree.file.source
+            self._ttree.file.close()
+            _release_handles(source)
 
 
 def _release_handles(source: Any) -> None:
@@ -122,6 +147,26 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
             _open.move_to_end(key)
             _open[key].users += 1
             return _open[key]
+    path = local_path(url)
+    remembered = metacache.lookup(path, tree) if path is not None else None
+    if remembered is not None:  # the file is as described before: no parsing until needed
+        handle = OpenTree(url, None, os.open(path, os.O_RDONLY), users=1, size=remembered.info["size"],
+                          uuid=remembered.info["uuid"], layouts=dict(remembered.layouts),
+                          parse=lambda: _parse_tree(url, tree, access)[0])
+    else:
+        ttree, size = _parse_tree(url, tree, access)
+        handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1, size=size)
+    with _lock:
+        if key in _open:  # another thread opened it meanwhile
+            _evict(_open.pop(key))
+        _open[key] = handle
+        while len(_open) > _MAX_OPEN:
+            _evict(_open.popitem(last=False)[1])
+    return handle
+
+
+def _parse_tree(url: str, tree: str, access: AccessOptions | None) -> tuple[Any, int]:
+    """uproot's TTree of the file, and the file's size; errors name the file and the tree."""
     file, size = _open_file(url, access or AccessOptions())
     try:
         ttree = file[tree]
@@ -137,15 +182,7 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
     if not isinstance(ttree, uproot.TTree):
         file.close()
         raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
-    path = local_path(url)
-    handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1, size=size)
-    with _lock:
-        if key in _open:  # another thread opened it meanwhile
-            _evict(_open.pop(key))
-        _open[key] = handle
-        while len(_open) > _MAX_OPEN:
-            _evict(_open.popitem(last=False)[1])
-    return handle
+    return ttree, size
 
 
 def _evict(handle: OpenTree) -> None:
@@ -244,12 +281,39 @@ def remote_error(url: str, err: BaseException) -> HighrateError:
 
 
 def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileInfo:
-    """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types."""
+    """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types.
+
+    For a local file, remembered from an earlier run when the file has not changed."""
+    path = local_path(url)
+    remembered = metacache.lookup(path, tree) if path is not None else None
+    if remembered is not None:
+        return _info_from(remembered.info, url)
     with opened(url, tree, access) as handle:
-        return _describe(url, tree, handle.ttree, handle.size)
+        layouts: dict[str, Any] = {}
+        info = _describe(url, tree, handle.ttree, handle.size, layouts)
+        if path is not None:
+            handle.layouts.update(layouts)
+            metacache.remember(path, tree, _info_doc(info), layouts)
+        return info
 
 
-def _describe(url: str, tree: str, ttree: Any, size: int) -> FileInfo:
+def _info_doc(info: FileInfo) -> dict[str, Any]:
+    """What is remembered of a description: everything but where it was read from."""
+    return {"tree": info.tree, "entries": info.entries, "uuid": info.uuid, "size": info.size,
+            "clusters": list(info.clusters), "branches": {k: [b.dtype, b.counter] for k, b in info.branches.items()},
+            "other_branches": list(info.other_branches), "gen_sumw": info.gen_sumw}
+
+
+def _info_from(doc: dict[str, Any], url: str) -> FileInfo:
+    return FileInfo(url=url, tree=doc["tree"], entries=doc["entries"], uuid=doc["uuid"], size=doc["size"],
+                    clusters=tuple(doc["clusters"]),
+                    branches={k: BranchInfo(dtype, counter) for k, (dtype, counter) in doc["branches"].items()},
+                    other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"])
+
+
+def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any]) -> FileInfo:
+    """The file's description; ``layouts`` receives every branch's basket layout (None where
+    the fast reader does not apply)."""
     try:
         branches: dict[str, BranchInfo] = {}
         other: list[str] = []
@@ -257,8 +321,10 @@ def _describe(url: str, tree: str, ttree: Any, size: int) -> FileInfo:
             info = branch_info(branch)
             if info is None:
                 other.append(branch.name)
+                layouts[branch.name] = None
             else:
                 branches[branch.name] = info
+                layouts[branch.name] = branch_layout(branch)
         clusters = tuple(int(x) for x in ttree.common_entry_offsets())
         return FileInfo(
             url=url,

@@ -38,19 +38,18 @@ def read_columns_costed(
     handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str
 ) -> tuple[dict[str, np.ndarray], int, FetchStats]:
     """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests)."""
-    ttree = handle.ttree
-    missing = [b for b in branches if b not in handle.layouts and b not in ttree]
+    missing = [b for b in branches if b not in handle.layouts and b not in handle.ttree]
     if missing:
         raise MissingBranchError(
             f"{where}: branch {missing[0]!r} is not in the file"
             + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "")
-            + "." + did_you_mean(missing[0], ttree.keys())
+            + "." + did_you_mean(missing[0], handle.ttree.keys())
         )
     layouts = {b: _layout(handle, b) for b in branches}
     out: dict[str, np.ndarray] = {}
     slow = [b for b, layout in layouts.items() if layout is None]
     if slow:
-        out.update(_read_with_uproot(ttree, slow, start, stop, where))
+        out.update(_read_with_uproot(handle.ttree, slow, start, stop, where))
     # counters first: jagged contents are sized by them
     ordered = sorted((b for b in branches if layouts[b] is not None), key=lambda b: layouts[b].jagged)
     counters = {layouts[b].counter for b in ordered if layouts[b].jagged}
@@ -69,7 +68,7 @@ def read_columns_costed(
         out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
     nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
     if slow:
-        nbytes += _uproot_bytes(ttree, slow, start, stop)
+        nbytes += _uproot_bytes(handle.ttree, slow, start, stop)
     return {b: out[b] for b in branches}, nbytes, fetched
 
 

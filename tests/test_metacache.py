@@ -1,0 +1,148 @@
+"""Remembered file metadata: a file described once is read later without parsing its TTree,
+and any change to the file, a damaged entry or HIGHRATE_CACHE=off makes highrate parse it again."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+import highrate
+from highrate.errors import MissingBranchError
+from highrate.io import files, metacache
+from highrate.io.files import describe, forget, open_tree
+from highrate.io.reader import read_columns
+from highrate.testing import generate_file
+
+BRANCHES = ["event", "nMuon", "Muon_pt", "Muon_charge", "HLT_IsoMu24", "genWeight"]
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    monkeypatch.delenv("HIGHRATE_CACHE", raising=False)
+    monkeypatch.setattr(metacache, "_memory", {})  # as in a new process
+    return folder / "highrate" / "tree-meta"
+
+
+@pytest.fixture()
+def nanoaod(tmp_path) -> Path:
+    return generate_file(tmp_path / "f.root", events=3000, seed=3, basket_events=700)
+
+
+def _new_process(monkeypatch, *paths: Path) -> list[str]:
+    """Forget open files and loaded entries; count TTree parses from now on."""
+    for p in paths:
+        forget(str(p))
+    monkeypatch.setattr(metacache, "_memory", {})
+    parses: list[str] = []
+    real = files._parse_tree
+
+    def counting(url, tree, access):
+        parses.append(url)
+        return real(url, tree, access)
+
+    monkeypatch.setattr(files, "_parse_tree", counting)
+    return parses
+
+
+def _expected(path: Path, names: list[str], start: int, stop: int) -> dict[str, np.ndarray]:
+    with uproot.open(path) as f:
+        arrays = f["Events"].arrays(names, entry_start=start, entry_stop=stop)
+    return {n: ak.to_numpy(ak.flatten(arrays[n], axis=None)) for n in names}
+
+
+def test_a_described_file_is_read_without_parsing(cache, nanoaod, monkeypatch):
+    first = describe(str(nanoaod), "Events")
+    assert len(list(cache.glob("*.json"))) == 1
+    parses = _new_process(monkeypatch, nanoaod)
+    again = describe(str(nanoaod), "Events")
+    assert again == first
+    handle = open_tree(str(nanoaod), "Events")
+    assert handle.uuid == first.uuid and handle.size == first.size == nanoaod.stat().st_size
+    for start, stop in [(0, 3000), (650, 1500), (2999, 3000)]:
+        got, nbytes = read_columns(handle, BRANCHES, start, stop, where="test")
+        for name, values in _expected(nanoaod, BRANCHES, start, stop).items():
+            np.testing.assert_array_equal(got[name], values, err_msg=name)
+        assert nbytes > 0
+    assert parses == []  # the numeric branches needed nothing but the remembered layouts
+    with pytest.raises(MissingBranchError, match="Did you mean 'Muon_pt'"):
+        read_columns(handle, ["Muon_ptt"], 0, 10, where="test")
+    assert parses == [str(nanoaod)]  # the error's suggestions came from the parsed tree
+    forget(str(nanoaod))
+
+
+def test_branches_the_fast_path_cannot_read_parse_the_tree(cache, tmp_path, monkeypatch):
+    path = tmp_path / "mixed.root"
+    with uproot.recreate(path) as f:
+        tree = f.mktree("Events", {"x": np.float32, "label": "string"})
+        tree.extend({"x": np.arange(50, dtype=np.float32), "label": ak.Array([f"e{i}" for i in range(50)])})
+    describe(str(path), "Events")
+    parses = _new_process(monkeypatch, path)
+    handle = open_tree(str(path), "Events")
+    got, _ = read_columns(handle, ["x"], 0, 50, where="test")
+    np.testing.assert_array_equal(got["x"], np.arange(50, dtype=np.float32))
+    assert parses == []
+    got, _ = read_columns(handle, ["label"], 10, 20, where="test")  # through uproot: its bytes
+    assert got["label"].tobytes() == "".join(f"e{i}" for i in range(10, 20)).encode()
+    assert parses == [str(path)]
+    forget(str(path))
+
+
+def test_a_changed_file_is_described_again(cache, nanoaod, monkeypatch):
+    old = describe(str(nanoaod), "Events")
+    forget(str(nanoaod))
+    generate_file(nanoaod, events=2000, seed=4, basket_events=500)  # same path, other contents
+    parses = _new_process(monkeypatch, nanoaod)
+    new = describe(str(nanoaod), "Events")
+    assert parses == [str(nanoaod)]
+    assert new.entries == 2000 and new.uuid != old.uuid
+    handle = open_tree(str(nanoaod), "Events")
+    got, _ = read_columns(handle, BRANCHES, 0, 2000, where="test")
+    for name, values in _expected(nanoaod, BRANCHES, 0, 2000).items():
+        np.testing.assert_array_equal(got[name], values, err_msg=name)
+    forget(str(nanoaod))
+
+
+def test_damaged_or_stale_entries_and_the_off_switch(cache, nanoaod, monkeypatch):
+    described = describe(str(nanoaod), "Events")
+    (entry,) = cache.glob("*.json")
+    doc = json.loads(entry.read_text())
+    doc["header"] = "00" * 64  # a header that is not this file's
+    entry.write_text(json.dumps(doc))
+    parses = _new_process(monkeypatch, nanoaod)
+    assert describe(str(nanoaod), "Events") == described
+    assert parses == [str(nanoaod)]
+    entry.write_text("{not json")
+    parses = _new_process(monkeypatch, nanoaod)
+    assert describe(str(nanoaod), "Events") == described
+    assert parses == [str(nanoaod)]
+    for stale in cache.glob("*.json"):
+        os.remove(stale)
+    monkeypatch.setenv("HIGHRATE_CACHE", "off")
+    parses = _new_process(monkeypatch, nanoaod)
+    describe(str(nanoaod), "Events")
+    assert parses == [str(nanoaod)] and list(cache.glob("*.json")) == []
+    forget(str(nanoaod))
+
+
+def test_runs_with_remembered_metadata_fill_the_same_histograms(cache, sample, zmumu_path, monkeypatch):
+    analysis = highrate.load_analysis(zmumu_path)
+    datasets = highrate.load_datasets(sample)
+    paths = [Path(f) for d in datasets for f in d.files]
+    first = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=5000)).result
+    parses = _new_process(monkeypatch, *paths)
+    second = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=5000)).result
+    assert parses == []
+    assert first.histograms.keys() == second.histograms.keys()
+    for key, h in first.histograms.items():
+        np.testing.assert_array_equal(h.values(flow=True), second.histograms[key].values(flow=True))
+    assert first.cutflow == second.cutflow
+    for p in paths:
+        forget(str(p))
