@@ -414,9 +414,10 @@ def main() -> None:
     p.add_argument("--wait-idle", type=float, default=20.0, metavar="S",
                    help="before each measurement wait up to S seconds for other processes to "
                         "leave the CPUs (< 0.3 cores busy); 0 disables (default 20)")
-    p.add_argument("--plan-cache", choices=["warm", "off"], default="warm",
-                   help="warm (default): highrate's remembered trace is in place, as on a user's second run "
-                        "(the branch-finding run before the measurements fills it); off: every run traces")
+    p.add_argument("--cache", choices=["warm", "off"], default="warm",
+                   help="warm (default): highrate's remembered trace and file metadata are in place, as on a "
+                        "user's second run over the same files (the branch-finding run before the measurements "
+                        "fills them); off: HIGHRATE_CACHE=off, every run traces and parses the TTrees")
     p.add_argument("--json", type=Path, default=None, help="write all measurements here")
     p.add_argument("--_child", help=argparse.SUPPRESS)
     p.add_argument("--_spec", help=argparse.SUPPRESS)
@@ -425,7 +426,7 @@ def main() -> None:
         run_child(args._child, args._spec)
         return
 
-    if args.plan_cache == "off":
+    if args.cache == "off":
         os.environ["HIGHRATE_CACHE"] = "off"  # inherited by every measured process
     t_start = time.perf_counter()
     print(f"# highrate Z->mumu benchmark: {args.events:,} MC events x {args.compressions}, "
