@@ -128,3 +128,67 @@ def test_processes_send_a_key_to_one_worker():
     assert len({pid for _, pid in pairs}) == 2
     # handed out in order without affinity, every key would meet both workers (8 pairs)
     assert len(pairs) <= 6, pairs
+
+
+def test_a_worker_that_dies_is_replaced_and_its_chunk_run_again(sample, zmumu_path, sequential, tmp_path):
+    """A worker killed mid-chunk (as the kernel's OOM killer would) costs a retry, not the run."""
+    import dataclasses
+
+    from highrate import Cut
+
+    marker = tmp_path / "killed-once"
+
+    def killed_once(ev):
+        import os
+        import signal
+
+        import awkward as ak
+
+        if ak.backend(ev.PV.npvsGood) != "typetracer" and not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return ev.PV.npvsGood > 0  # the same as the first cut of the skim
+
+    base = highrate.load_analysis(zmumu_path)
+    analysis = dataclasses.replace(base, skim=(Cut("killed_once", killed_once), *base.skim), source=None)
+    outcome = highrate.run(analysis, highrate.load_datasets(sample),
+                           options=highrate.RunOptions(executor="processes", workers=2, chunk_size=7000))
+    assert marker.exists()
+    assert outcome.result.failed == []
+    assert outcome.chunk_counts["retried"] >= 1  # the killed chunk (and any other it held)
+    assert outcome.result.histograms.keys() == sequential.histograms.keys()
+    for key, h in sequential.histograms.items():
+        np.testing.assert_array_equal(outcome.result.histograms[key].values(), h.values(), err_msg=str(key))
+    assert outcome.result.counts == sequential.counts
+
+
+def test_a_chunk_that_always_kills_its_worker_is_reported(sample, zmumu_path):
+    import dataclasses
+
+    from highrate import Cut
+    from highrate.errors import WorkerLostError
+
+    datasets = [d for d in highrate.load_datasets(sample) if d.is_mc]
+
+    def kills_on_event_100(ev):
+        import os
+        import signal
+
+        import awkward as ak
+        import numpy as np
+
+        if ak.backend(ev.event) != "typetracer" and np.any(ak.to_numpy(ev.event) == 100):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (ev.PV.npvsGood > 0) & (ev.event > 0)  # event numbers start at 1: reads 'event'
+
+    base = highrate.load_analysis(zmumu_path)
+    analysis = dataclasses.replace(base, skim=(Cut("kills", kills_on_event_100), *base.skim), source=None)
+    options = highrate.RunOptions(executor="processes", workers=2, chunk_size=7000, retries=1)
+    with pytest.raises(WorkerLostError, match=r"died while running.*entries \[0, "):
+        highrate.run(analysis, datasets, options=options)
+    options = dataclasses.replace(options, skip_bad_files=True)
+    outcome = highrate.run(analysis, datasets, options=options)
+    (lost,) = outcome.result.failed
+    assert lost["error"].startswith("WorkerLostError") and lost["entry_start"] == 0 and lost["attempts"] == 2
+    assert outcome.result.counts[datasets[0].name]["total"] == sum(i.entries for i in outcome.files[datasets[0].name]) - (
+        lost["entry_stop"] - lost["entry_start"])

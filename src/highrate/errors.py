@@ -56,6 +56,10 @@ class ExecutorError(HighrateError, RuntimeError):
     """An executor could not be started or lost contact with its workers."""
 
 
+class WorkerLostError(ExecutorError):
+    """The worker process running an item died (killed for memory, a crash in compiled code)."""
+
+
 def did_you_mean(name: str, choices: Iterable[str], *, n: int = 3) -> str:
     """A ' Did you mean ...?' suffix with the closest valid names, or ''."""
     close = difflib.get_close_matches(name, list(choices), n=n, cutoff=0.6)

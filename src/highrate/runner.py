@@ -20,6 +20,7 @@ from highrate.errors import (
     InputFileError,
     MissingBranchError,
     UnknownQuantityError,
+    WorkerLostError,
     did_you_mean,
 )
 from highrate.events import EventSchema
@@ -39,6 +40,7 @@ from highrate.worker import (
     process_indexed,
     summarize,
 )
+from highrate.worker import failure as chunk_failure
 
 SKIP_HINT = "Pass --skip-bad-files to skip it; it is then listed in report.json's failed_chunks."
 
@@ -195,9 +197,9 @@ def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outc
     if map_keep is not None:
         yield from map_keep(process_indexed, jobs, summarize)
         return
-    # a chunk goes where its file is open already (executors that can choose a worker)
-    affinity = {"affinity": _file_of_job} if getattr(ex, "affinity", False) else {}
-    for outcome in ex.map_unordered(process_indexed, jobs, **affinity):
+    # a chunk goes where its file is open already; a chunk whose worker died is retried
+    local = {"affinity": _file_of_job, "on_lost": _chunk_lost} if getattr(ex, "affinity", False) else {}
+    for outcome in ex.map_unordered(process_indexed, jobs, **local):
         yield outcome, outcome
 
 
@@ -205,8 +207,16 @@ def _file_of_job(job: tuple[int, Task]) -> str:
     return job[1].item.url
 
 
+def _chunk_lost(job: tuple[int, Task], err: Exception) -> Outcome:
+    return job[0], chunk_failure(job[1].item, err), "lost"
+
+
 def _file_of_ref(ref: tuple[Any, ...]) -> str:  # describe_file's (dataset, locations, tree, ...)
     return ref[1].name
+
+
+def _file_lost(ref: tuple[Any, ...], err: Exception) -> tuple[str, str, str]:
+    return ref[0], ref[1].name, f"{type(err).__name__}: {err}"
 
 
 class _ReductionTree:
@@ -331,8 +341,8 @@ def _describe_files(
         for d in datasets for url in d.files[: options.limit_files]
     ]
     found: dict[tuple[str, str], Any] = {}
-    affinity = {"affinity": _file_of_ref} if getattr(ex, "affinity", False) else {}
-    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **affinity), 1):
+    local = {"affinity": _file_of_ref, "on_lost": _file_lost} if getattr(ex, "affinity", False) else {}
+    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **local), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
                 if info.startswith("CredentialError"):
@@ -437,5 +447,7 @@ def _as_error(failure: dict[str, Any]) -> HighrateError:
         return MissingBranchError(text)
     if failure["error"].startswith(("UnknownQuantityError", "ConfigError", "ChunkError")):
         return ConfigError(text)
+    if failure["error"].startswith("WorkerLostError"):
+        return WorkerLostError(text)
     return InputFileError(text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import sys
@@ -9,9 +10,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from highrate.errors import ConfigError
+from highrate.errors import ConfigError, WorkerLostError
 
 
 class SequentialExecutor:
@@ -43,6 +45,11 @@ class ProcessExecutor:
     then reuses what it has open for them: real NanoAOD files take 1-3 s each to open. A worker
     keeps to its keys (those it had in earlier calls first), then takes a key nobody has, and
     at the end helps whoever has most left.
+
+    A worker process that dies (killed for memory, a crash in compiled code) is replaced. The
+    item it was running comes back as ``on_lost(item, error)`` when given, else the error (a
+    :class:`~highrate.errors.WorkerLostError`) is raised; the item queued behind it goes to the
+    new process.
     """
 
     name = "processes"
@@ -60,6 +67,7 @@ class ProcessExecutor:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["highrate.worker"])
         self.start_method = context.get_start_method()
+        self._context = context
         # one single-process pool per worker, so that an item can be sent to a chosen worker
         self._pools = [ProcessPoolExecutor(max_workers=1, mp_context=context) for _ in range(self.workers)]
         self._homes: dict[Hashable, int] = {}  # key -> the worker that last had it
@@ -70,24 +78,65 @@ class ProcessExecutor:
     def map_unordered(
         self, function: Callable[[Any], Any], items: Iterable[Any], *,
         affinity: Callable[[Any], Hashable] | None = None,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
     ) -> Iterator[Any]:
         queue = _AffinityQueue(items, affinity, self._homes, self.workers)
-        running: dict[Future[Any], int] = {}
+        running: dict[Future[Any], tuple[int, Any, ProcessPoolExecutor, int]] = {}  # worker, item, pool, order
         load = [0] * self.workers
+        order = itertools.count()
         while True:
-            for worker, pool in enumerate(self._pools):
+            for worker in range(self.workers):
                 while load[worker] < 2:
                     item = queue.next_for(worker)
                     if item is _NOTHING:
                         break
-                    running[pool.submit(function, item)] = worker
+                    pool = self._pools[worker]
+                    try:
+                        future = pool.submit(function, item)
+                    except BrokenProcessPool:  # its process died between items
+                        self._replace(worker, pool)
+                        pool = self._pools[worker]
+                        future = pool.submit(function, item)
+                    running[future] = (worker, item, pool, next(order))
                     load[worker] += 1
             if not running:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                load[running.pop(future)] -= 1
-                yield future.result()
+                if future not in running:  # handled with the other items of its dead process
+                    continue
+                worker, item, pool, _ = running[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool as err:
+                    # a worker runs its items in order: the oldest unfinished one died with it,
+                    # the ones queued behind it are sent to its new process
+                    held = sorted((o, f) for f, (_, _, p, o) in running.items()
+                                  if p is pool and not (f.done() and f.exception() is None))
+                    culprit = running[held[0][1]][1]
+                    for _, f in held:
+                        load[worker] -= 1
+                        queued = running.pop(f)[1]
+                        if queued is not culprit:
+                            queue.put_back(worker, queued)
+                    self._replace(worker, pool)
+                    lost = WorkerLostError(
+                        f"worker process {worker + 1} of {self.workers} died while running this item "
+                        f"(killed for using too much memory, or a crash in compiled code?): {err}"
+                    )
+                    if on_lost is None:
+                        raise lost from err
+                    yield on_lost(culprit, lost)
+                    continue
+                running.pop(future)
+                load[worker] -= 1
+                yield result
+
+    def _replace(self, worker: int, broken: ProcessPoolExecutor) -> None:
+        """A new process for a worker whose process died (once, however many items it held)."""
+        if self._pools[worker] is broken:
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._pools[worker] = ProcessPoolExecutor(max_workers=1, mp_context=self._context)
 
     def close(self) -> None:
         for pool in self._pools:
@@ -115,8 +164,15 @@ class _AffinityQueue:
                 self.mine[homes[k]].append(k)
         self.taken: set[Hashable] = set()
         self.current: list[Hashable | None] = [None] * workers
+        self.again: list[deque[Any]] = [deque() for _ in range(workers)]  # items to send once more
+
+    def put_back(self, worker: int, item: Any) -> None:
+        """An item handed out to ``worker`` that did not run: it comes next for that worker."""
+        self.again[worker].append(item)
 
     def next_for(self, worker: int) -> Any:
+        if self.again[worker]:
+            return self.again[worker].popleft()
         k = self.current[worker]
         if k is not None and self.items[k]:
             return self.items[k].popleft()
