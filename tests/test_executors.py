@@ -192,3 +192,48 @@ def test_a_chunk_that_always_kills_its_worker_is_reported(sample, zmumu_path):
     assert lost["error"].startswith("WorkerLostError") and lost["entry_start"] == 0 and lost["attempts"] == 2
     assert outcome.result.counts[datasets[0].name]["total"] == sum(i.entries for i in outcome.files[datasets[0].name]) - (
         lost["entry_stop"] - lost["entry_start"])
+
+
+def test_dask_reports_a_chunk_that_kills_its_workers(sample, zmumu_path):
+    """Dask reruns a task whose worker died; one that kills its workers each time is reported."""
+    import dataclasses
+
+    import dask
+    import distributed
+
+    from highrate import Cut
+    from highrate.errors import WorkerLostError
+    from highrate.executors.dask import DaskExecutor
+
+    datasets = [d for d in highrate.load_datasets(sample) if d.is_mc]
+
+    def kills_on_event_100(ev):
+        import os
+        import signal
+
+        import awkward as ak
+        import numpy as np
+
+        if ak.backend(ev.event) != "typetracer" and np.any(ak.to_numpy(ev.event) == 100):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return (ev.PV.npvsGood > 0) & (ev.event > 0)
+
+    base = highrate.load_analysis(zmumu_path)
+    analysis = dataclasses.replace(base, skim=(Cut("kills", kills_on_event_100), *base.skim), source=None)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        ex = DaskExecutor.from_client(client)
+        options = highrate.RunOptions(chunk_size=7000, retries=0)
+        with pytest.raises(WorkerLostError, match=r"died each time.*entries \[\d+, "):
+            highrate.run(analysis, datasets, options=options, executor=ex)
+        outcome = highrate.run(analysis, datasets, options=dataclasses.replace(options, skip_bad_files=True),
+                               executor=ex)
+    # chunks queued on a worker when it died may be given up on with it (Dask's rule); each is
+    # reported, none is dropped or counted twice
+    failed = outcome.result.failed
+    assert 0 in {f["entry_start"] for f in failed}
+    assert all(f["error"].startswith("WorkerLostError") for f in failed)
+    entries = sum(i.entries for i in outcome.files[datasets[0].name])
+    missing = sum(f["entry_stop"] - f["entry_start"] for f in failed)
+    assert outcome.result.counts[datasets[0].name]["total"] == entries - missing

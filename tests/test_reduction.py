@@ -36,8 +36,8 @@ def test_tree_on_the_cluster_matches_and_the_driver_gets_summaries(inputs, monke
         monkeypatch.setattr(ex, "combine", lambda fn, refs: combined.append(len(refs)) or combine(fn, refs))
         keep = ex.map_keep
 
-        def spy(function, items, summarize):
-            for summary, ref in keep(function, items, summarize):
+        def spy(function, items, summarize, **options):
+            for summary, ref in keep(function, items, summarize, **options):
                 seen_by_driver.append(summary[1])
                 assert isinstance(ref, distributed.Future)  # the full result stays on the cluster
                 yield summary, ref

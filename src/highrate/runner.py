@@ -193,14 +193,19 @@ def _run_chunks(
 
 def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outcome, Any]]:
     """(outcome summary, reference to the full outcome) for each job, in completion order."""
+    # a chunk goes where its file is open already; a chunk whose worker died is retried
+    extra = _supported(ex, affinity=_file_of_job, on_lost=_chunk_lost)
     map_keep = getattr(ex, "map_keep", None)
     if map_keep is not None:
-        yield from map_keep(process_indexed, jobs, summarize)
+        yield from map_keep(process_indexed, jobs, summarize, **extra)
         return
-    # a chunk goes where its file is open already; a chunk whose worker died is retried
-    local = {"affinity": _file_of_job, "on_lost": _chunk_lost} if getattr(ex, "affinity", False) else {}
-    for outcome in ex.map_unordered(process_indexed, jobs, **local):
+    for outcome in ex.map_unordered(process_indexed, jobs, **extra):
         yield outcome, outcome
+
+
+def _supported(ex: Executor, **options: Any) -> dict[str, Any]:
+    """The optional keyword arguments this executor takes (its ``takes``)."""
+    return {k: v for k, v in options.items() if k in getattr(ex, "takes", ())}
 
 
 def _file_of_job(job: tuple[int, Task]) -> str:
@@ -341,8 +346,8 @@ def _describe_files(
         for d in datasets for url in d.files[: options.limit_files]
     ]
     found: dict[tuple[str, str], Any] = {}
-    local = {"affinity": _file_of_ref, "on_lost": _file_lost} if getattr(ex, "affinity", False) else {}
-    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **local), 1):
+    extra = _supported(ex, affinity=_file_of_ref, on_lost=_file_lost)
+    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **extra), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
                 if info.startswith("CredentialError"):

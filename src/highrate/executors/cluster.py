@@ -50,11 +50,15 @@ class ClusterExecutor:
     def dashboard_link(self) -> str:
         return self._dask.dashboard_link
 
-    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        return self._dask.map_unordered(function, items)
+    takes = frozenset({"on_lost"})  # as the Dask executor
 
-    def map_keep(self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any]) -> Any:
-        return self._dask.map_keep(function, items, summarize)
+    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any], **options: Any) -> Iterator[Any]:
+        return self._dask.map_unordered(function, items, **options)
+
+    def map_keep(
+        self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any], **options: Any
+    ) -> Any:
+        return self._dask.map_keep(function, items, summarize, **options)
 
     def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
         return self._dask.combine(function, refs)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from highrate.errors import ConfigError, ExecutorError
+from highrate.errors import ConfigError, ExecutorError, WorkerLostError
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +21,14 @@ def _import_distributed() -> Any:
 
 
 class DaskExecutor:
-    """Chunks become Dask tasks; results stream back as they complete."""
+    """Chunks become Dask tasks; results stream back as they complete.
+
+    Dask reruns a task whose worker died; one that keeps killing its workers fails with
+    ``KilledWorker``, which comes back as ``on_lost(item, WorkerLostError)`` when given.
+    """
 
     name = "dask"
+    takes = frozenset({"on_lost"})  # keyword arguments of map_unordered / map_keep beyond the protocol
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
         distributed = _import_distributed()
@@ -71,26 +76,36 @@ class DaskExecutor:
     def dashboard_link(self) -> str:
         return str(self.client.dashboard_link)
 
-    def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    def map_unordered(
+        self, function: Callable[[Any], Any], items: Iterable[Any], *,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
+    ) -> Iterator[Any]:
         distributed = _import_distributed()
-        futures = self.client.map(function, list(items), pure=False)
+        items = list(items)
+        futures = dict(zip(self.client.map(function, items, pure=False), items, strict=True))
         for future in distributed.as_completed(futures):
-            yield future.result()
+            yield _result(future, futures[future], on_lost)
             future.release()
 
     def map_keep(
-        self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any]
+        self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any], *,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
     ) -> Iterator[tuple[Any, Any]]:
         """Like ``map_unordered``, but results stay on the workers: yields (summary, future).
 
         Only ``summarize(result)`` travels to the driver; the futures feed ``combine``. A lost
-        worker's results are recomputed by Dask from the task graph.
+        worker's results are recomputed by Dask from the task graph. An item given up on comes
+        back as ``(on_lost(item, error), None)``.
         """
         distributed = _import_distributed()
-        futures = self.client.map(function, list(items), pure=False)
-        summaries = {self.client.submit(summarize, f, pure=False): f for f in futures}
+        items = list(items)
+        futures = self.client.map(function, items, pure=False)
+        summaries = {self.client.submit(summarize, f, pure=False): (f, item)
+                     for f, item in zip(futures, items, strict=True)}
         for summary in distributed.as_completed(summaries):
-            yield summary.result(), summaries.pop(summary)
+            future, item = summaries.pop(summary)
+            result = _result(summary, item, on_lost)
+            yield result, (None if future.status == "error" else future)
             summary.release()
 
     def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
@@ -104,3 +119,16 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def _result(future: Any, item: Any, on_lost: Callable[[Any, WorkerLostError], Any] | None) -> Any:
+    """The future's result; a task that kept killing its workers becomes ``on_lost``'s answer."""
+    distributed = _import_distributed()
+    try:
+        return future.result()
+    except distributed.KilledWorker as err:
+        lost = WorkerLostError(f"the Dask workers running this item died each time it ran ({err}): "
+                               "out of memory, or a crash in compiled code?")
+        if on_lost is None:
+            raise lost from err
+        return on_lost(item, lost)

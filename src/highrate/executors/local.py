@@ -53,7 +53,7 @@ class ProcessExecutor:
     """
 
     name = "processes"
-    affinity = True  # map_unordered takes affinity=
+    takes = frozenset({"affinity", "on_lost"})  # keyword arguments of map_unordered beyond the protocol
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
         if scheduler:
