@@ -9,6 +9,7 @@ the events (an awkward record array with NanoAOD collections: ``events.Muon.pt``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -349,9 +350,20 @@ def _local_modules(folder: Path) -> list[Any]:
         file = getattr(module, "__file__", None)
         if not file or name.split(".")[0] in ("highrate", "__main__") or "site-packages" in file:
             continue
+        if file.startswith(_installed()) and not str(folder).startswith(_installed()):
+            continue  # the standard library and installed packages (resolving their paths costs ~20 ms)
         if Path(file).resolve().is_relative_to(folder):
             found.append(module)
     return found
+
+
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    """Where Python's standard library and installed packages live."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple({os.path.join(paths[k], "") for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
 
 
 def _user_line(err: BaseException, filename: str) -> str:
