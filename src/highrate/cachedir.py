@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -18,3 +21,15 @@ def caching_enabled() -> bool:
     """False when ``HIGHRATE_CACHE`` is ``off`` (or 0, no, false): traces and file metadata
     are then worked out again in every run."""
     return os.environ.get("HIGHRATE_CACHE", "").lower() not in ("off", "0", "no", "false")
+
+
+def store_json(path: Path, doc: Any) -> None:
+    """Write ``doc`` to ``path`` atomically (concurrent runs and workers never read half an
+    entry). A read-only or full cache folder is ignored: it only costs the next run the work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+            json.dump(doc, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from highrate.analysis import Analysis
-from highrate.cachedir import cache_root, caching_enabled
+from highrate.cachedir import cache_root, caching_enabled, store_json
 from highrate.events import EventSchema
 from highrate.stages import Dependencies
 
@@ -77,10 +75,4 @@ def _store(path: Path, branches: tuple[str, ...], deps: Dependencies) -> None:
         "objects": {k: sorted(v) for k, v in deps.objects.items()},
         "variations": {k: sorted(v) for k, v in deps.variations.items()},
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-            json.dump(doc, f)
-        os.replace(f.name, path)  # atomic: concurrent runs never read half an entry
-    except OSError:
-        pass  # a read-only or full cache folder only costs the next run a trace
+    store_json(path, doc)

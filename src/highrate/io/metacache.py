@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from highrate.cachedir import cache_root, caching_enabled
+from highrate.cachedir import cache_root, caching_enabled, store_json
 from highrate.io.baskets import BranchLayout
 
 FORMAT = 1
@@ -69,14 +68,7 @@ def remember(path: str, tree: str, info: dict[str, Any], layouts: dict[str, Bran
         _memory[key] = entry
     doc = {"format": FORMAT, "header": _header(path), "info": info,
            "layouts": {name: _encode(layout) for name, layout in layouts.items()}}
-    target = _file(key)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=target.parent, suffix=".tmp", delete=False) as f:
-            json.dump(doc, f)
-        os.replace(f.name, target)  # atomic: concurrent workers never read half an entry
-    except OSError:
-        pass
+    store_json(_file(key), doc)
 
 
 def _key(path: str, tree: str) -> str | None:
