@@ -146,3 +146,13 @@ def test_runs_with_remembered_metadata_fill_the_same_histograms(cache, sample, z
     assert first.cutflow == second.cutflow
     for p in paths:
         forget(str(p))
+
+
+def test_a_removed_file_is_named_as_missing(cache, nanoaod, monkeypatch):
+    from highrate.errors import InputFileError
+
+    describe(str(nanoaod), "Events")
+    _new_process(monkeypatch, nanoaod)
+    nanoaod.unlink()
+    with pytest.raises(InputFileError, match=r"f\.root' does not exist"):
+        open_tree(str(nanoaod), "Events")

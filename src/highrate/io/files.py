@@ -149,8 +149,12 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
             return _open[key]
     path = local_path(url)
     remembered = metacache.lookup(path, tree) if path is not None else None
-    if remembered is not None:  # the file is as described before: no parsing until needed
-        handle = OpenTree(url, None, os.open(path, os.O_RDONLY), users=1, size=remembered.info["size"],
+    fd = None
+    if remembered is not None:
+        with suppress(OSError):  # gone since: the usual open says what is wrong
+            fd = os.open(path, os.O_RDONLY)
+    if remembered is not None and fd is not None:  # the file is as described before: no parsing until needed
+        handle = OpenTree(url, None, fd, users=1, size=remembered.info["size"],
                           uuid=remembered.info["uuid"], layouts=dict(remembered.layouts),
                           parse=lambda: _parse_tree(url, tree, access)[0])
     else:
