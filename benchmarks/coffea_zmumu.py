@@ -35,20 +35,15 @@ from coffea.nanoevents import NanoAODSchema  # noqa: E402
 _IMPORT_S = time.perf_counter() - _T0
 
 
-def _p4(obj):
-    pt = ak.values_astype(obj.pt, np.float64)
-    eta = ak.values_astype(obj.eta, np.float64)
-    phi = ak.values_astype(obj.phi, np.float64)
-    mass = ak.values_astype(obj.mass, np.float64)
-    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-    return np.sqrt(px**2 + py**2 + pz**2 + mass**2), px, py, pz
-
-
 def pair_mass(a, b):
-    ea, pxa, pya, pza = _p4(a)
-    eb, pxb, pyb, pzb = _p4(b)
-    m2 = (ea + eb) ** 2 - (pxa + pxb) ** 2 - (pya + pyb) ** 2 - (pza + pzb) ** 2
-    return np.sqrt(np.maximum(m2, 0.0))
+    """highrate.kinematics' documented float64 formula, so both do the same work."""
+    pt1, eta1, phi1, m1 = (ak.values_astype(a[k], np.float64) for k in ("pt", "eta", "phi", "mass"))
+    pt2, eta2, phi2, m2 = (ak.values_astype(b[k], np.float64) for k in ("pt", "eta", "phi", "mass"))
+    s1, s2 = np.sinh(eta1), np.sinh(eta2)
+    e1 = np.sqrt(pt1**2 * (1 + s1**2) + m1**2)
+    e2 = np.sqrt(pt2**2 * (1 + s2**2) + m2**2)
+    dot = pt1 * pt2 * (np.cos(phi1 - phi2) + s1 * s2)
+    return np.sqrt(np.maximum(m1**2 + m2**2 + 2 * (e1 * e2 - dot), 0.0))
 
 
 def make_hists() -> dict:

@@ -33,13 +33,13 @@ def read(path: str, start: int | None = None, stop: int | None = None, *, is_mc:
 
 def mass(pt1, eta1, phi1, m1, pt2, eta2, phi2, m2):
     """The formula documented in highrate.kinematics, in float64."""
-    def p4(pt, eta, phi, m):
-        pt, eta, phi, m = (np.asarray(x, dtype=np.float64) for x in (pt, eta, phi, m))
-        px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
-        return np.sqrt(px**2 + py**2 + pz**2 + m**2), px, py, pz
-    e1, x1, y1, z1 = p4(pt1, eta1, phi1, m1)
-    e2, x2, y2, z2 = p4(pt2, eta2, phi2, m2)
-    return np.sqrt(np.maximum((e1 + e2) ** 2 - (x1 + x2) ** 2 - (y1 + y2) ** 2 - (z1 + z2) ** 2, 0.0))
+    pt1, eta1, phi1, m1, pt2, eta2, phi2, m2 = (np.asarray(x, dtype=np.float64)
+                                                for x in (pt1, eta1, phi1, m1, pt2, eta2, phi2, m2))
+    s1, s2 = np.sinh(eta1), np.sinh(eta2)
+    e1 = np.sqrt(pt1**2 * (1 + s1**2) + m1**2)
+    e2 = np.sqrt(pt2**2 * (1 + s2**2) + m2**2)
+    dot = pt1 * pt2 * (np.cos(phi1 - phi2) + s1 * s2)
+    return np.sqrt(np.maximum(m1**2 + m2**2 + 2 * (e1 * e2 - dot), 0.0))
 
 
 def analyse(d: dict[str, np.ndarray], *, is_mc: bool) -> dict:

@@ -1,11 +1,12 @@
 """Kinematics helpers for analysis code, with one documented formula so results are reproducible.
 
 Invariant mass of two objects given (pt, eta, phi, mass) in float32, as highrate computes it:
-inputs are promoted to float64; ``px = pt*cos(phi)``, ``py = pt*sin(phi)``, ``pz = pt*sinh(eta)``,
-``E = sqrt(px**2 + py**2 + pz**2 + mass**2)`` for each; then
-``m**2 = (E1+E2)**2 - (px1+px2)**2 - (py1+py2)**2 - (pz1+pz2)**2`` and ``m = sqrt(max(m**2, 0))``,
-all in float64 numpy operations in that order. Float64 keeps the result stable to ~1e-12 GeV,
-so cuts and bin edges agree with any independent float64 computation of the same formula.
+inputs are promoted to float64; ``s = sinh(eta)`` and ``E = sqrt(pt**2 * (1 + s**2) + mass**2)``
+for each; ``dot = pt1 * pt2 * (cos(phi1 - phi2) + s1 * s2)`` (the product of the momenta); then
+``m**2 = mass1**2 + mass2**2 + 2 * (E1 * E2 - dot)`` and ``m = sqrt(max(m**2, 0))``, all in
+float64 numpy operations in that order. Three transcendental calls per pair instead of six for
+the four-vector sum; float64 keeps the result stable to ~1e-12 GeV, so cuts and bin edges agree
+with any independent float64 computation of the same formula.
 """
 
 from __future__ import annotations
@@ -27,22 +28,15 @@ def nth(collection: ak.Array, i: int) -> ak.Array:
     return ak.firsts(collection[:, i:], axis=1)
 
 
-def four_momentum(pt: Any, eta: Any, phi: Any, mass: Any) -> tuple[Any, Any, Any, Any]:
-    """(E, px, py, pz) in float64 from pt, eta, phi, mass (numpy or awkward arrays)."""
-    pt, eta, phi, mass = (_f64(x) for x in (pt, eta, phi, mass))
-    px = pt * np.cos(phi)
-    py = pt * np.sin(phi)
-    pz = pt * np.sinh(eta)
-    energy = np.sqrt(px**2 + py**2 + pz**2 + mass**2)
-    return energy, px, py, pz
-
-
 def pair_mass(a: tuple[Any, Any, Any, Any], b: tuple[Any, Any, Any, Any]) -> Any:
     """Invariant mass from two (pt, eta, phi, mass) tuples, with the documented formula."""
-    ea, pxa, pya, pza = four_momentum(*a)
-    eb, pxb, pyb, pzb = four_momentum(*b)
-    m2 = (ea + eb) ** 2 - (pxa + pxb) ** 2 - (pya + pyb) ** 2 - (pza + pzb) ** 2
-    return np.sqrt(np.maximum(m2, 0.0))
+    pt1, eta1, phi1, m1 = (_f64(x) for x in a)
+    pt2, eta2, phi2, m2 = (_f64(x) for x in b)
+    s1, s2 = np.sinh(eta1), np.sinh(eta2)
+    e1 = np.sqrt(pt1**2 * (1 + s1**2) + m1**2)
+    e2 = np.sqrt(pt2**2 * (1 + s2**2) + m2**2)
+    dot = pt1 * pt2 * (np.cos(phi1 - phi2) + s1 * s2)
+    return np.sqrt(np.maximum(m1**2 + m2**2 + 2 * (e1 * e2 - dot), 0.0))
 
 
 def invariant_mass(a: Any, b: Any) -> Any:
