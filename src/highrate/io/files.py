@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import uproot
 
+from highrate.cachedir import caching_enabled
 from highrate.errors import (
     ConfigError,
     CredentialError,
@@ -293,9 +294,9 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
     if remembered is not None:
         return _info_from(remembered.info, url)
     with opened(url, tree, access) as handle:
-        layouts: dict[str, Any] = {}
+        layouts: dict[str, Any] | None = {} if path is not None and caching_enabled() else None
         info = _describe(url, tree, handle.ttree, handle.size, layouts)
-        if path is not None:
+        if path is not None and layouts is not None:
             handle.layouts.update(layouts)
             metacache.remember(path, tree, _info_doc(info), layouts)
         return info
@@ -315,9 +316,9 @@ def _info_from(doc: dict[str, Any], url: str) -> FileInfo:
                     other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"])
 
 
-def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any]) -> FileInfo:
-    """The file's description; ``layouts`` receives every branch's basket layout (None where
-    the fast reader does not apply)."""
+def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any] | None = None) -> FileInfo:
+    """The file's description; ``layouts``, if given, receives every branch's basket layout
+    (None where the fast reader does not apply), to be remembered."""
     try:
         branches: dict[str, BranchInfo] = {}
         other: list[str] = []
@@ -325,10 +326,10 @@ def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any
             info = branch_info(branch)
             if info is None:
                 other.append(branch.name)
-                layouts[branch.name] = None
             else:
                 branches[branch.name] = info
-                layouts[branch.name] = branch_layout(branch)
+            if layouts is not None:
+                layouts[branch.name] = None if info is None else branch_layout(branch)
         clusters = tuple(int(x) for x in ttree.common_entry_offsets())
         return FileInfo(
             url=url,
