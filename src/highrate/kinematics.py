@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.jagged import flat_parts, is_typetracer
+from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 
 def nth(collection: ak.Array, i: int) -> ak.Array:
@@ -93,11 +93,9 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
     event, cos_phi, sin_phi = _same_inputs.get((offsets, phi_content), lambda: _jet_geometry(counts, phi_content[index]))
     dpx = np.bincount(event, dpt * cos_phi, minlength=len(counts))
     dpy = np.bincount(event, dpt * sin_phi, minlength=len(counts))
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
     if not _packed(objects.layout):
         objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
-    new_pt = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets), ak.contents.NumpyArray(new)))
+    new_pt = unflatten(new, counts)
     met_pt, met_phi = ak.to_numpy(met.pt), ak.to_numpy(met.phi)  # numpy directly: no awkward dispatch
     mex, mey = _same_inputs.get((met_pt, met_phi), lambda: (met_pt * np.cos(met_phi), met_pt * np.sin(met_phi)))
     mex, mey = mex - dpx, mey - dpy

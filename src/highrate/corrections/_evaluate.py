@@ -13,8 +13,7 @@ import numpy as np
 from highrate.corrections._dense import dense_of, lookup, lookup_each
 from highrate.corrections._load import Correction, CorrectionError
 from highrate.errors import did_you_mean
-from highrate.fastarrays import fast
-from highrate.jagged import flat_parts, is_typetracer
+from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 
 def _is_jagged(array: ak.Array) -> bool:
@@ -126,10 +125,7 @@ def evaluate(correction: Correction, *inputs: Any) -> Any:
     values = _call(correction, columns)
     if counts is None:
         return values
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return fast(ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(offsets),
-                                                      ak.contents.NumpyArray(np.asarray(values)))))
+    return unflatten(values, counts)
 
 
 _BOUNDS = re.compile(r"(above|below) bounds in (?:Multi)?Binning for input argument (\d+) value: (\S+)")
