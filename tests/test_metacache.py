@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import awkward as ak
@@ -146,6 +148,23 @@ def test_runs_with_remembered_metadata_fill_the_same_histograms(cache, sample, z
     assert first.cutflow == second.cutflow
     for p in paths:
         forget(str(p))
+
+
+def test_a_run_on_remembered_files_does_not_import_uproot(cache, sample, zmumu_path):
+    """uproot is needed only to parse a TTree; its import is ~10% of a short command."""
+    script = (
+        "import sys, highrate\n"
+        f"analysis = highrate.load_analysis({str(zmumu_path)!r})\n"
+        f"datasets = highrate.load_datasets({str(sample)!r})\n"
+        "out = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=5000))\n"
+        "print(out.result.counts, 'uproot' in sys.modules)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache.parent.parent)}
+    first, second = (subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                     check=True).stdout.split("\n")[-2] for _ in range(2))
+    assert first.endswith(" True")  # described: the TTrees were parsed
+    assert second.endswith(" False")
+    assert first[: -len(" True")] == second[: -len(" False")]  # the same counts
 
 
 def test_a_removed_file_is_named_as_missing(cache, nanoaod, monkeypatch):

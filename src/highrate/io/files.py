@@ -1,4 +1,8 @@
-"""Open ROOT files once per process and describe them (entries, UUID, clusters, branches)."""
+"""Open ROOT files once per process and describe them (entries, UUID, clusters, branches).
+
+uproot is imported only where a TTree is parsed: with a file's metadata remembered
+(:mod:`highrate.io.metacache`) a run reads without it, and its import is ~10% of a short command.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import uproot
 
 from highrate.cachedir import caching_enabled
 from highrate.errors import (
@@ -172,6 +175,8 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
 
 def _parse_tree(url: str, tree: str, access: AccessOptions | None) -> tuple[Any, int]:
     """uproot's TTree of the file, and the file's size; errors name the file and the tree."""
+    import uproot
+
     file, size = _open_file(url, access or AccessOptions())
     try:
         ttree = file[tree]
@@ -217,6 +222,8 @@ def _open_file(url: str, access: AccessOptions) -> tuple[Any, int]:
     if magic != b"root":
         found = f"it starts with {magic!r}, not b'root'" if magic else "it is empty"
         raise InputFileError(f"file {url!r}: not a ROOT file ({found}).")
+    import uproot
+
     try:
         file = uproot.open(path, object_cache=None, array_cache=None)
     except Exception as err:
@@ -241,6 +248,8 @@ def _open_remote(url: str, access: AccessOptions) -> tuple[Any, int]:
         _exit_hook = True
     target, options = open_args(url, access)
     try:
+        import uproot
+
         file = uproot.open(target, object_cache=None, array_cache=None, **options)
         size = int(file.file.source.num_bytes)
         _check_complete(url, file, size)
@@ -362,6 +371,8 @@ def _gen_sumw(directory: Any) -> float | None:
 
 def branch_info(branch: Any) -> BranchInfo | None:
     """Numeric flat or counter-jagged branches; ``None`` for anything else (strings, objects)."""
+    import uproot
+
     interp = branch.interpretation
     if isinstance(interp, uproot.interpretation.numerical.AsDtype) and interp.from_dtype.shape == ():
         return BranchInfo(dtype=np.dtype(interp.to_dtype).str.lstrip("<>|="))

@@ -7,7 +7,6 @@ from typing import Any
 
 import awkward as ak
 import numpy as np
-import uproot
 
 from highrate.errors import InputFileError, MissingBranchError, did_you_mean
 from highrate.io.baskets import (
@@ -102,6 +101,8 @@ def _read_one(handle, name, layout, start, stop, counts, where, raws) -> np.ndar
 
 
 def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: str) -> dict[str, np.ndarray]:
+    import uproot
+
     try:
         wanted = set(branches)  # exact names: filter_name strings would be taken as globs
         raw = ttree.arrays(filter_name=wanted.__contains__, entry_start=start, entry_stop=stop, how=dict)
