@@ -10,7 +10,7 @@ import pytest
 
 from highrate.collections import Collection, Events, Group
 from highrate.events import EventSchema
-from highrate.fastarrays import FastArray, fast, take_packed
+from highrate.fastarrays import FastArray, fast, list_index, list_items, list_positions, take_packed
 from highrate.io.files import BranchInfo
 
 DTYPES = [np.float32, np.int32, np.bool_]
@@ -388,3 +388,22 @@ def test_unflatten_is_fast_and_equals_awkward():
     assert (1 + got).tolist() == [[1.0, 2.0], [], [3.0, 4.0, 5.0], [6.0]]
     with pytest.raises(ValueError, match="6 values for 5 objects"):
         unflatten(values, np.array([2, 3]))
+
+
+@pytest.mark.parametrize("counts", [
+    [], [0], [0, 0, 0], [3], [0, 2, 0, 0, 1, 4, 0], [1, 1, 1, 1], [2, 0],
+    np.random.default_rng(5).poisson(1.4, 5000),
+])
+def test_list_positions_and_index_equal_np_repeat(counts):
+    counts = np.asarray(counts, dtype=np.int64)
+    rng = np.random.default_rng(len(counts))
+    starts = np.cumsum(rng.integers(0, 3, len(counts)) + counts) - counts  # gaps between lists, as after a filter
+    new_starts = np.cumsum(counts) - counts
+    expected = np.repeat(starts - new_starts, counts) + np.arange(counts.sum())
+    np.testing.assert_array_equal(list_positions(starts, counts), expected)
+    content = np.arange(int((starts + counts).max(initial=0)))
+    np.testing.assert_array_equal(content[list_items(starts, counts)], expected)
+    packed = new_starts + 7  # back to back: a slice, no copy
+    assert isinstance(list_items(packed, counts), slice)
+    np.testing.assert_array_equal(np.arange(counts.sum() + 7)[list_items(packed, counts)], np.arange(counts.sum()) + 7)
+    np.testing.assert_array_equal(list_index(counts), np.repeat(np.arange(len(counts)), counts))

@@ -83,7 +83,7 @@ def wide(tmp_path_factory) -> dict:
         return real_open(path, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(files_module.uproot, "open", counting_open)
+        mp.setattr(uproot, "open", counting_open)  # highrate imports uproot where it opens a file
         outcome = highrate.run(
             analysis, datasets, options=highrate.RunOptions(executor="sequential", chunk_size=CHUNK)
         )

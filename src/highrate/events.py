@@ -16,6 +16,7 @@ import numpy as np
 
 from highrate.collections import COLLECTION, EVENTS, behavior
 from highrate.errors import InputFileError
+from highrate.fastarrays import list_positions
 from highrate.io.files import BranchInfo
 
 
@@ -140,8 +141,9 @@ def filter_arrays(
             out[b] = arrays[b].take(rows)
     for c in schema.collections:
         counts = arrays[c.counter]
-        keep = np.flatnonzero(np.repeat(mask, counts))  # indices once, then a cheap take per field
-        out[c.counter] = counts.take(rows)
+        starts = np.cumsum(counts, dtype=np.int64) - counts
+        kept = out[c.counter] = counts.take(rows)
+        keep = list_positions(starts.take(rows), kept)  # indices once, then a cheap take per field
         for _, b in c.fields:
             out[b] = arrays[b].take(keep)
     return out

@@ -149,9 +149,9 @@ def _ufunc(ufunc: np.ufunc, inputs: tuple, behavior: Any, attrs: Any) -> FastArr
             o = offsets.data
             if o[0] != 0 or o[-1] != size:
                 return None
-            counts = np.diff(o)
+            owner = list_index(np.diff(o))
             for i in per_event:
-                args[i] = np.repeat(args[i], counts)
+                args[i] = args[i][owner]
     result = ufunc(*args)
     if not isinstance(result, np.ndarray) or result.dtype.kind not in _NUMERIC_KINDS:
         return None
@@ -187,6 +187,44 @@ def select_lists(offsets: np.ndarray, mask: np.ndarray) -> tuple[ak.index.Index6
     return ak.index.Index64(passed[offsets - start]), keep
 
 
+def list_positions(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Where the items of the lists ``[start, start + count)`` are in their flat content, list
+    after list: ``np.repeat(starts - new_starts, counts) + np.arange(total)``, twice as fast.
+
+    One cumulative sum over steps that are 1 inside a list and jump at each list's start
+    (np.repeat costs ~7 ns per list)."""
+    nonempty = np.flatnonzero(counts)
+    if len(nonempty) < len(counts):
+        starts, counts = starts[nonempty], counts[nonempty]
+    if not len(counts):
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(counts, dtype=np.int64)
+    steps = np.ones(int(ends[-1]), dtype=np.int64)
+    steps[0] = starts[0]
+    steps[ends[:-1]] = starts[1:] - starts[:-1] - counts[:-1] + 1
+    return np.cumsum(steps, out=steps)
+
+
+def list_items(starts: np.ndarray, counts: np.ndarray) -> slice | np.ndarray:
+    """:func:`list_positions`, or a slice when the lists lie back to back (no copy needed)."""
+    total = int(counts.sum())
+    first = int(starts[0]) if total else 0
+    if not total or np.array_equal(starts[1:], starts[:-1] + counts[:-1]):
+        return slice(first, first + total)
+    return list_positions(starts, counts)
+
+
+def list_index(counts: np.ndarray) -> np.ndarray:
+    """The list each item belongs to: ``np.repeat(np.arange(len(counts)), counts)``, twice as fast."""
+    ends = np.cumsum(counts, dtype=np.int64)
+    total = int(ends[-1]) if len(ends) else 0
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    # lists 1.. start where the previous ones end; counting starts at or before each item
+    starts_before = np.bincount(ends[:-1], minlength=total + 1)[:total]
+    return np.cumsum(starts_before, out=starts_before)
+
+
 def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
     """``layout`` at the rows ``index``, packed, for numbers, records and lists of them (numpy
     gathers; None for other layouts)."""
@@ -206,8 +244,7 @@ def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
     starts, counts = offsets[:-1][index], np.diff(offsets)[index]
     new_offsets = np.zeros(len(index) + 1, dtype=np.int64)
     np.cumsum(counts, out=new_offsets[1:])
-    positions = np.repeat(starts - new_offsets[:-1], counts) + np.arange(new_offsets[-1])
-    content = take_packed(layout.content, positions)
+    content = take_packed(layout.content, list_positions(starts, counts))
     if content is None:
         return None
     return ak.contents.ListOffsetArray(ak.index.Index64(new_offsets), content, parameters=layout.parameters)

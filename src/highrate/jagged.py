@@ -71,10 +71,12 @@ def nth_value(array: ak.Array, i: int, fill: Any = np.nan) -> Any:
         return ak.fill_none(ak.firsts(array[:, i:], axis=1), fill)
     content, starts, counts = flat_parts(array)
     dtype = np.result_type(content.dtype, np.asarray(fill).dtype) if not isinstance(fill, bool) else content.dtype
-    out = np.full(len(counts), fill, dtype=dtype)
-    has = counts > i
-    out[has] = content[starts[has] + i]
-    return out
+    if not len(content):
+        return np.full(len(counts), fill, dtype=dtype)
+    # a gather for every event (clipped where there is no i-th value) and a select beat
+    # gathering the present ones alone: boolean indexing costs more than the extra reads
+    values = content[np.minimum(starts + i, len(content) - 1)]
+    return np.where(counts > i, values, np.asarray(fill, dtype=dtype))
 
 
 def nth_present(array: ak.Array, i: int) -> tuple[Any, Any]:

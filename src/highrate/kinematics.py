@@ -17,6 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.fastarrays import list_index, list_items
 from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 
@@ -50,7 +51,7 @@ def leading_pair_mass(collection: ak.Array) -> Any:
         return ak.fill_none(invariant_mass(nth(collection, 0), nth(collection, 1)), np.nan)
     parts = {f: flat_parts(collection[f]) for f in ("pt", "eta", "phi", "mass")}
     _, starts, counts = parts["pt"]
-    has = counts >= 2
+    has = np.flatnonzero(counts >= 2)
     first = starts[has]
     out = np.full(len(counts), np.nan)
     out[has] = pair_mass(
@@ -84,7 +85,7 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
         return ak.with_field(objects, new_pt, "pt"), new_met
     pt, starts, counts = flat_parts(objects.pt)
     scale = flat_parts(factor)[0] if isinstance(factor, ak.Array) else np.asarray(factor)
-    index = _positions(starts, counts)
+    index = list_items(starts, counts)
     old = pt[index]
     new = (old * scale).astype(np.float32)
     dpt = (new - old).astype(np.float64)
@@ -107,7 +108,7 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
 
 def _jet_geometry(counts: np.ndarray, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The event of each object, and cos and sin of its phi."""
-    return np.repeat(np.arange(len(counts)), counts), np.cos(phi), np.sin(phi)
+    return list_index(counts), np.cos(phi), np.sin(phi)
 
 
 class _Memo:
@@ -137,13 +138,3 @@ _same_inputs = _Memo()
 def _packed(layout: ak.contents.Content) -> bool:
     return (isinstance(layout, ak.contents.ListOffsetArray) and layout.offsets[0] == 0
             and layout.offsets[-1] == layout.content.length)
-
-
-def _positions(starts: np.ndarray, counts: np.ndarray) -> slice | np.ndarray:
-    """Where each object's values are in the flat content: a slice when the lists are packed."""
-    total = int(counts.sum())
-    first = int(starts[0]) if total else 0
-    packed_starts = np.cumsum(counts) - counts
-    if np.array_equal(starts - first, packed_starts):
-        return slice(first, first + total)
-    return np.repeat(starts - packed_starts, counts) + np.arange(total)

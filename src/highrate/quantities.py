@@ -11,6 +11,7 @@ import numpy as np
 
 from highrate.analysis import QUANTITY_PATTERN
 from highrate.errors import UnknownQuantityError, did_you_mean
+from highrate.fastarrays import list_index
 from highrate.jagged import is_typetracer, nth_present
 
 
@@ -72,8 +73,7 @@ def _is_list(array: Any) -> bool:
 def _event_index(counts: Any) -> Any:
     if is_typetracer(counts):
         return counts
-    counts = ak.to_numpy(counts)
-    return np.repeat(np.arange(len(counts)), counts)
+    return list_index(ak.to_numpy(counts))
 
 
 def to_numpy(array: Any, *, where: str) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 from highrate.corrections._dense import dense_of, lookup, lookup_each
 from highrate.corrections._load import Correction, CorrectionError
 from highrate.errors import did_you_mean
+from highrate.fastarrays import list_index, list_items
 from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 
@@ -22,14 +23,7 @@ def _is_jagged(array: ak.Array) -> bool:
 
 def _gather(content: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The values of the listed objects, event after event, as one contiguous array."""
-    total = int(counts.sum())
-    if len(counts) == 0 or total == 0:
-        return content[:0]
-    first = int(starts[0])
-    if np.array_equal(starts[1:], starts[:-1] + counts[:-1]):
-        return content[first:first + total]
-    offsets = np.cumsum(counts) - counts
-    return content[np.repeat(starts - offsets, counts) + np.arange(total)]
+    return content[list_items(starts, counts)]
 
 
 def _to_typetracer_result(correction: Correction, inputs: tuple[Any, ...]) -> ak.Array:
@@ -77,6 +71,7 @@ def _flatten_inputs(correction: Correction, inputs: tuple[Any, ...]) -> tuple[li
                 "pass 1-d arrays, jagged awkward arrays or scalars."
             )
         columns.append(x)
+    owner = list_index(counts) if counts is not None and per_event else None
     if counts is not None:
         for i in per_event:  # one value per event: repeat it for every object of the event
             if len(columns[i]) != len(counts):
@@ -84,7 +79,7 @@ def _flatten_inputs(correction: Correction, inputs: tuple[Any, ...]) -> tuple[li
                     f"correction {correction.name!r}: input {i} has {len(columns[i])} values for "
                     f"{len(counts)} events."
                 )
-            columns[i] = np.repeat(columns[i], counts)
+            columns[i] = columns[i][owner]
     lengths = {len(c) for c in columns if isinstance(c, np.ndarray)}
     if len(lengths) > 1:
         raise CorrectionError(
