@@ -10,7 +10,15 @@ import pytest
 
 from highrate.collections import Collection, Events, Group
 from highrate.events import EventSchema
-from highrate.fastarrays import FastArray, fast, list_index, list_items, list_positions, take_packed
+from highrate.fastarrays import (
+    FastArray,
+    fast,
+    is_packed,
+    list_index,
+    list_items,
+    list_positions,
+    take_packed,
+)
 from highrate.io.files import BranchInfo
 
 DTYPES = [np.float32, np.int32, np.bool_]
@@ -407,3 +415,15 @@ def test_list_positions_and_index_equal_np_repeat(counts):
     assert isinstance(list_items(packed, counts), slice)
     np.testing.assert_array_equal(np.arange(counts.sum() + 7)[list_items(packed, counts)], np.arange(counts.sum()) + 7)
     np.testing.assert_array_equal(list_index(counts), np.repeat(np.arange(len(counts)), counts))
+
+
+def test_is_packed_says_when_to_packed_would_change_nothing():
+    records = ak.Array([[{"pt": 1.0, "q": 1}, {"pt": 2.0, "q": -1}], [], [{"pt": 3.0, "q": 1}]])
+    packed = [records, ak.to_packed(records[1:]), ak.to_packed(records[[True, False, True]]), records.pt,
+              ak.Array(np.arange(5.0))]
+    unpacked = [records[1:], records[[True, False, True]], records[:, :1], ak.Array(np.arange(10.0)[::2])]
+    for array in packed:
+        assert is_packed(array.layout), array
+        assert ak.to_packed(array).layout.is_equal_to(array.layout)
+    for array in unpacked:
+        assert not is_packed(array.layout), array

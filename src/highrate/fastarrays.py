@@ -225,6 +225,21 @@ def list_index(counts: np.ndarray) -> np.ndarray:
     return np.cumsum(starts_before, out=starts_before)
 
 
+def is_packed(layout: _Content) -> bool:
+    """Whether ``ak.to_packed`` would only copy: lists from offset 0 over exactly their
+    content, records whose fields have exactly their length, contiguous numbers."""
+    if isinstance(layout, ak.contents.NumpyArray):
+        data = layout.data
+        return isinstance(data, np.ndarray) and data.ndim == 1 and data.flags.c_contiguous
+    if isinstance(layout, ak.contents.RecordArray):
+        return all(c.length == layout.length and is_packed(c) for c in layout.contents)
+    if isinstance(layout, ak.contents.ListOffsetArray):
+        offsets = layout.offsets.data
+        return (isinstance(offsets, np.ndarray) and offsets[0] == 0 and offsets[-1] == layout.content.length
+                and is_packed(layout.content))
+    return False
+
+
 def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
     """``layout`` at the rows ``index``, packed, for numbers, records and lists of them (numpy
     gathers; None for other layouts)."""
