@@ -158,3 +158,24 @@ def test_fast_paths_change_nothing(run, monkeypatch):
         np.testing.assert_array_equal(h.values(flow=True), other.values(flow=True), err_msg=str(key))
         np.testing.assert_array_equal(h.variances(flow=True), other.variances(flow=True), err_msg=str(key))
     assert plain.result.cutflow == fast.result.cutflow
+
+
+def test_modules_of_the_folder_the_analysis_does_not_use_are_left_alone(tmp_path, monkeypatch):
+    """The program loading an analysis may live in the analysis' folder (a driver script, the
+    tests here): its modules keep their identity, and they are not shipped as helpers."""
+    import shutil
+    import sys
+
+    copy = tmp_path / "zmumu"
+    shutil.copytree(EXAMPLE, copy)
+    (copy / "driver_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(copy))
+    import driver_module
+
+    try:
+        analysis = highrate.load_analysis(copy / "analysis.py")
+        assert sys.modules["driver_module"] is driver_module
+        assert "# module driver_module" not in analysis.source
+        assert "# module analysis_nominal" in analysis.source  # the helper it does import
+    finally:
+        sys.modules.pop("driver_module", None)

@@ -311,10 +311,13 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
     module = importlib.util.module_from_spec(spec)
     folder = path.parent.resolve()
     sys.path.insert(0, str(folder))  # let the analysis import its helper modules
-    # re-import them, so that an edit is seen and a same-named module of another folder does not shadow them
+    # re-import them, so that an edit is seen and a same-named module of another folder does not
+    # shadow them; modules of the folder the analysis does not import are put back as they were
+    # (the program that loads it may be one of them)
+    set_aside = {}
     for name in [m.__name__ for m in _local_modules(folder)] + [f.stem for f in folder.glob("*.py")]:
-        if name.split(".")[0] != "highrate":
-            sys.modules.pop(name, None)
+        if name.split(".")[0] != "highrate" and name in sys.modules:
+            set_aside[name] = sys.modules.pop(name)
     try:
         spec.loader.exec_module(module)
     except ConfigError as err:
@@ -328,7 +331,9 @@ def load_analysis(path: str | os.PathLike[str]) -> Analysis:
         ) from err
     finally:
         sys.path.pop(0)
-    helpers = _local_modules(folder)
+        helpers = _local_modules(folder)
+        for name, previous in set_aside.items():
+            sys.modules.setdefault(name, previous)
     for helper in helpers:  # workers need not have the analysis folder: ship its modules by value
         cloudpickle.register_pickle_by_value(helper)
     # the helpers' sources are part of the definition: editing one must not reuse checkpoints
