@@ -78,6 +78,7 @@ def run_stages(
     tracing = _tracing(events)
     recorder.step("initial", None, None if tracing else len(events))
     skimmed = _select(events, analysis.skim, "skim", meta, recorder, skim_filter)
+    del events  # the caller hands them over: the full chunk's columns can go once they are skimmed
     nominal_objects = _objects(analysis, skimmed, meta, recorder if tracing else None)
     nominal = _downstream(analysis, _with(skimmed, nominal_objects), meta, recorder, NOMINAL)
     for variation in analysis.variations:
