@@ -226,7 +226,7 @@ def list_index(counts: np.ndarray) -> np.ndarray:
 
 
 def is_packed(layout: _Content) -> bool:
-    """Whether ``ak.to_packed`` would only copy: lists from offset 0 over exactly their
+    """Whether ``ak.to_packed`` would change nothing: lists from offset 0 over exactly their
     content, records whose fields have exactly their length, contiguous numbers."""
     if isinstance(layout, ak.contents.NumpyArray):
         data = layout.data

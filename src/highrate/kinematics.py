@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.fastarrays import list_index, list_items
+from highrate.fastarrays import is_packed, list_index, list_items
 from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 
@@ -94,7 +94,7 @@ def scale_pt(objects: ak.Array, factor: Any, met: Any) -> tuple[ak.Array, ak.Arr
     event, cos_phi, sin_phi = _same_inputs.get((offsets, phi_content), lambda: _jet_geometry(counts, phi_content[index]))
     dpx = np.bincount(event, dpt * cos_phi, minlength=len(counts))
     dpy = np.bincount(event, dpt * sin_phi, minlength=len(counts))
-    if not _packed(objects.layout):
+    if not is_packed(objects.layout):
         objects = ak.Array(ak.to_packed(objects), behavior=objects.behavior)
     new_pt = unflatten(new, counts)
     met_pt, met_phi = ak.to_numpy(met.pt), ak.to_numpy(met.phi)  # numpy directly: no awkward dispatch
@@ -133,8 +133,3 @@ class _Memo:
 
 
 _same_inputs = _Memo()
-
-
-def _packed(layout: ak.contents.Content) -> bool:
-    return (isinstance(layout, ak.contents.ListOffsetArray) and layout.offsets[0] == 0
-            and layout.offsets[-1] == layout.content.length)
