@@ -33,9 +33,15 @@ def axis_bins(axis: hist.axis.Regular | hist.axis.Variable, x: np.ndarray) -> np
     edges = np.asarray(axis.edges, dtype=np.float64)
     if isinstance(axis, hist.axis.Regular) and not axis.transform:
         lo, hi = edges[0], edges[-1]
-        z = (x - lo) / (hi - lo)
-        # C++'s int(z * size) where 0 <= z < 1; fmin sends NaN to overflow as boost does
-        return np.maximum(np.fmin(np.floor(z * axis.size), axis.size), -1).astype(np.int64)
+        # C++'s int(z * size) where 0 <= z < 1; fmin sends NaN to overflow as boost does. The
+        # same operations in the same order, in place: one temporary instead of five
+        z = np.subtract(x, lo)
+        z /= hi - lo
+        z *= axis.size
+        np.floor(z, out=z)
+        np.fmin(z, axis.size, out=z)
+        np.maximum(z, -1, out=z)
+        return z.astype(np.int64)
     if isinstance(axis, hist.axis.Variable):
         return upper_bound(edges, x) - 1
     return np.asarray(axis.index(x), dtype=np.int64)
