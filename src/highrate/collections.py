@@ -137,7 +137,7 @@ def select_objects(collection: ak.Array, mask: Any) -> ak.Array | None:
     new_offsets, keep = select_lists(moffsets, mlay.content.data)
     keep += offsets[0] - moffsets[0]  # from the mask's content to the collection's
     record = lay.content
-    fields = [ak.contents.NumpyArray(c.data[keep], parameters=c.parameters) for c in record.contents]
+    fields = [ak.contents.NumpyArray(c.data.take(keep), parameters=c.parameters) for c in record.contents]
     names = None if record.is_tuple else record.fields
     packed = ak.contents.RecordArray(fields, names, length=len(keep), parameters=record.parameters)
     out = ak.contents.ListOffsetArray(new_offsets, packed, parameters=lay.parameters)

@@ -168,11 +168,11 @@ def _mask_select(array: ak.Array, where: Any) -> FastArray | None:
         return None
     (off, data), (moff, mask) = parts, mparts
     if off is None:
-        return _wrap(None, data[mask], array.behavior, array.attrs) if moff is None and len(mask) == len(data) else None
+        return _wrap(None, np.compress(mask, data), array.behavior, array.attrs) if moff is None and len(mask) == len(data) else None
     if moff is None or not _same_lists(off, len(data), moff, len(mask)):
         return None
     new_offsets, keep = select_lists(off.data, mask)
-    return _wrap(new_offsets, data[keep], array.behavior, array.attrs)
+    return _wrap(new_offsets, data.take(keep), array.behavior, array.attrs)
 
 
 def select_lists(offsets: np.ndarray, mask: np.ndarray) -> tuple[ak.index.Index64, np.ndarray]:
@@ -246,7 +246,7 @@ def take_packed(layout: _Content, index: np.ndarray) -> _Content | None:
     if layout.parameters.get("__array__") is not None:
         return None
     if isinstance(layout, ak.contents.NumpyArray):
-        return ak.contents.NumpyArray(layout.data[index], parameters=layout.parameters) if layout.data.ndim == 1 else None
+        return ak.contents.NumpyArray(layout.data.take(index), parameters=layout.parameters) if layout.data.ndim == 1 else None
     if isinstance(layout, ak.contents.RecordArray):
         contents = [take_packed(c, index) for c in layout.contents]
         if any(c is None for c in contents):

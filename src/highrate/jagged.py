@@ -75,7 +75,7 @@ def nth_value(array: ak.Array, i: int, fill: Any = np.nan) -> Any:
         return np.full(len(counts), fill, dtype=dtype)
     # a gather for every event (clipped where there is no i-th value) and a select beat
     # gathering the present ones alone: boolean indexing costs more than the extra reads
-    values = content[np.minimum(starts + i, len(content) - 1)]
+    values = content.take(np.minimum(starts + i, len(content) - 1))
     return np.where(counts > i, values, np.asarray(fill, dtype=dtype))
 
 

@@ -429,7 +429,7 @@ class ChunkRecorder:
             n = int(self._n_events() if mask is None else np.count_nonzero(mask))
             table[name] = [n, float(n), float(n)]
             return
-        w = weights if mask is None else weights[mask]
+        w = weights if mask is None else np.compress(mask, weights)
         table[name] = [len(w), float(w.sum()), float(np.square(w).sum())]
 
     def _n_events(self) -> int:
@@ -471,9 +471,9 @@ class ChunkRecorder:
         done = set(names)
         if names:
             keep, selected = self._selection(covered, index, weights)
-            cell = cells if index is None else cells[index]
-            kept = flat if keep is None else flat[keep]
-            filled = fill_cells(histogram, shape, kept, cell if keep is None else cell[keep], len(names) + 1, selected)
+            cell = cells if index is None else cells.take(index)
+            kept = flat if keep is None else flat.take(keep)
+            filled = fill_cells(histogram, shape, kept, cell if keep is None else cell.take(keep), len(names) + 1, selected)
             # the cells hold every event: a category of all events is their sum (equal to its
             # own fill up to float64 rounding, at no cost)
             whole = [c for c, m in masks.items() if m is None] if covered is None else []
@@ -488,7 +488,7 @@ class ChunkRecorder:
             if category in done:
                 continue
             keep, selected = self._selection(mask, index, weights)
-            kept = flat if keep is None else flat[keep]
+            kept = flat if keep is None else flat.take(keep)
             for variation, (binned,) in zip(weights, fill_cells(histogram, shape, kept, None, 1, selected),
                                             strict=True):
                 self.result.histograms[(histogram.name, ds, category, variation)] = binned
@@ -535,8 +535,8 @@ class ChunkRecorder:
             if entry[0] is mask and entry[1] is index and entry[2] is weights:
                 return entry[3], entry[4]
         keep = None if mask is None else np.flatnonzero(mask if index is None else mask[index])
-        rows = keep if index is None else (index if keep is None else index[keep])  # event of each value
-        selected = [with_squares(w if w is None or rows is None else w[rows]) for w in weights.values()]
+        rows = keep if index is None else (index if keep is None else index.take(keep))  # event of each value
+        selected = [with_squares(w if w is None or rows is None else w.take(rows)) for w in weights.values()]
         self._selections = [(mask, index, weights, keep, selected), *self._selections[:3]]
         return keep, selected
 
