@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -254,6 +255,27 @@ def measure(label: str, cmd: list[str], env: dict[str, str] | None = None) -> di
           f"tree {result['tree_rss_mb']:.0f} MB; CPU {own_cpu:.1f} s; other load {result['other_cores']:.2f} cores",
           flush=True)
     return result
+
+
+def print_paired(every: dict[tuple[str, str], list[dict]], comps: list[str]) -> None:
+    """The same ratios per repetition, then their median and range. A repetition measures every
+    configuration within seconds, so pairing them cancels the machine's slower drift, which a
+    best-of-N against best-of-N does not."""
+    print()
+    print("Paired by repetition (whole command; median and range over the repetitions):")
+    print()
+    print("| compression | highrate-1 / floor | highrate-2 / highrate-1 | highrate-1 / coffea |")
+    print("|---|---:|---:|---:|")
+    for comp in comps:
+        cells = []
+        for num, den in (("floor", "highrate-1"), ("highrate-1", "highrate-2"), ("coffea", "highrate-1")):
+            a, b = every.get((num, comp), []), every.get((den, comp), [])
+            if not a or not b:
+                cells.append("n/a")
+                continue
+            ratios = [x["wall_s"] / y["wall_s"] for x, y in zip(a, b, strict=True)]  # equal events: a rate ratio
+            cells.append(f"{statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f})")
+        print(f"| {comp} | " + " | ".join(cells) + " |")
 
 
 def byte_compile_highrate() -> None:
@@ -484,6 +506,7 @@ def main() -> None:
         return out
 
     results: dict[tuple[str, str], dict] = {}
+    every: dict[tuple[str, str], list[dict]] = {}  # all repetitions, in order, for the paired ratios
     for rep in range(args.repeat):
         for comp in plans:
             warm_up(plans[comp]["files"])
@@ -492,6 +515,7 @@ def main() -> None:
                     wait_quiet(args.wait_idle)
                 r = measure(f"{label} {comp}" + (f" (rep {rep + 1})" if args.repeat > 1 else ""), cmd)
                 key = (label, comp)
+                every.setdefault(key, []).append(r)
                 # keep the fastest repetition (contention by other processes only slows down)
                 if key not in results or r["wall_s"] < results[key]["wall_s"]:
                     results[key] = r
@@ -548,6 +572,8 @@ def main() -> None:
               f"| {h2 / h1:.2f} (proc. only {rate('highrate-2', True) / rate('highrate-1', True):.2f}) "
               f"| {h1 / cf:.2f} (proc. only {rate('highrate-1', True) / rate('coffea', True):.2f}) "
               f"| {hw:.6g} | {cw:.6g} | {rel:.1e} |")
+    if args.repeat >= 3:
+        print_paired(every, list(plans))
     print()
     print("Targets (one worker): highrate >= 0.9x floor and >= 2.5x coffea on ZSTD; >= 0.9x floor "
           "on LZMA; 2 workers >= 1.8x one worker.")
