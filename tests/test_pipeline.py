@@ -137,6 +137,10 @@ def test_outputs_written_and_readable(setup, tmp_path):
     assert on_disk["failed_chunks"] == []
     assert on_disk["bytes_read"] > 0 and on_disk["analysis"]["hash"] == analysis.hash()
     assert on_disk["versions"]["uproot"] == uproot.__version__
+    from importlib.metadata import version
+
+    for package in ("highrate", "awkward", "numpy", "hist", "boost-histogram", "dask", "distributed"):
+        assert on_disk["versions"][package] == version(package), package  # the installed metadata's
     for ds, t in truth.items():
         assert on_disk["cutflow"][ds]["steps"] == t["cutflow"]
         assert on_disk["cutflow"][ds]["categories"]["baseline"]["events"] == t["cutflow"]["presel"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,11 @@ def _rate(amount: float, seconds: float) -> float:
 
 
 def _version(package: str) -> str | None:
+    """The version running: an imported module's own ``__version__`` (the package metadata
+    lookup costs a few ms per package, tens of ms for the first one), else the installed one."""
+    found = getattr(sys.modules.get(package.replace("-", "_")), "__version__", None)
+    if isinstance(found, str):
+        return found
     try:
         return version(package)
     except PackageNotFoundError:
