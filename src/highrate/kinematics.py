@@ -52,11 +52,11 @@ def leading_pair_mass(collection: ak.Array) -> Any:
     parts = {f: flat_parts(collection[f]) for f in ("pt", "eta", "phi", "mass")}
     _, starts, counts = parts["pt"]
     has = np.flatnonzero(counts >= 2)
-    first = starts[has]
+    first = starts.take(has)
     out = np.full(len(counts), np.nan)
     out[has] = pair_mass(
-        tuple(parts[f][0][first] for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
-        tuple(parts[f][0][first + 1] for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
+        tuple(parts[f][0].take(first) for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
+        tuple(parts[f][0].take(first + 1) for f in ("pt", "eta", "phi", "mass")),  # type: ignore[arg-type]
     )
     return out
 
