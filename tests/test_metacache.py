@@ -167,6 +167,51 @@ def test_a_run_on_remembered_files_does_not_import_uproot(cache, sample, zmumu_p
     assert first[: -len(" True")] == second[: -len(" False")]  # the same counts
 
 
+class _RecordingExecutor:
+    """The sequential executor, noting which functions it is given (a real executor: it runs them)."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        from highrate.executors.local import SequentialExecutor
+
+        self.inner = SequentialExecutor()
+        self.functions: list[str] = []
+
+    def map_unordered(self, function, items):
+        self.functions.append(function.__name__)
+        return self.inner.map_unordered(function, items)
+
+    def close(self) -> None:
+        pass
+
+
+def test_remembered_files_are_described_by_the_driver(cache, sample, zmumu_path, monkeypatch):
+    """Files known from an earlier run are not sent to workers to be described: the driver looks
+    them up before any worker starts, and the run's result is the same."""
+    analysis = highrate.load_analysis(zmumu_path)
+    datasets = highrate.load_datasets(sample)
+    paths = [Path(f) for d in datasets for f in d.files]
+    options = highrate.RunOptions(chunk_size=5000)
+    first_ex, second_ex, third_ex = _RecordingExecutor(), _RecordingExecutor(), _RecordingExecutor()
+    first = highrate.run(analysis, datasets, options=options, executor=first_ex)
+    assert first_ex.functions == ["describe_file", "process_indexed"]
+    _new_process(monkeypatch, *paths)
+    second = highrate.run(analysis, datasets, options=options, executor=second_ex)
+    assert second_ex.functions == ["process_indexed"]
+    assert [i.url for d in datasets for i in second.files[d.name]] == [str(p) for p in paths]
+    assert first.result.cutflow == second.result.cutflow and first.result.counts == second.result.counts
+    # one file changed since: only that one goes to the workers
+    os.utime(paths[0], ns=(paths[0].stat().st_atime_ns, paths[0].stat().st_mtime_ns + 1_000_000_000))
+    parses = _new_process(monkeypatch, *paths)
+    third = highrate.run(analysis, datasets, options=options, executor=third_ex)
+    assert third_ex.functions == ["describe_file", "process_indexed"]
+    assert parses == [str(paths[0])]  # parsed again by the worker that described it
+    assert third.result.cutflow == first.result.cutflow
+    for p in paths:
+        forget(str(p))
+
+
 def test_a_removed_file_is_named_as_missing(cache, nanoaod, monkeypatch):
     from highrate.errors import InputFileError
 

@@ -122,6 +122,23 @@ def test_accumulate_is_associative(setup):
     np.testing.assert_array_equal(parts[0].histograms[("mll", datasets[0].name, "baseline", "nominal")].values(), before)
 
 
+def test_the_analysis_is_pickled_only_to_leave_the_process(setup):
+    """A sequential run never pickles the analysis; a payload sent elsewhere carries it by value."""
+    import pickle
+
+    from highrate.worker import AnalysisPayload
+
+    analysis = setup[0]
+    payload = AnalysisPayload.of(analysis)
+    assert payload._blob is None and payload.get() is analysis
+    copy = pickle.loads(pickle.dumps(payload))
+    assert copy.hash == payload.hash and copy._blob == payload._blob is not None
+    import cloudpickle
+
+    again = cloudpickle.loads(copy.blob)
+    assert again.hash() == analysis.hash() and [c.name for c in again.skim] == [c.name for c in analysis.skim]
+
+
 def test_outputs_written_and_readable(setup, tmp_path):
     analysis, datasets, truth = setup
     options = highrate.RunOptions(chunk_size=6000)

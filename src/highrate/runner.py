@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +26,10 @@ from highrate.errors import (
 )
 from highrate.events import EventSchema
 from highrate.executors import Executor, make_executor
-from highrate.io.files import BranchInfo, FileInfo
+from highrate.io.files import BranchInfo, FileInfo, remembered
 from highrate.partition import WorkItem, split_entries
 from highrate.plancache import cached_trace
+from highrate.replicas import FileLocations
 from highrate.result import Result, accumulate, finished
 from highrate.tracing import trace
 from highrate.worker import (
@@ -281,14 +283,23 @@ def run(
     report = progress or (lambda p: None)
     t0 = time.perf_counter()
     keep_freed_memory()  # before the executor: forked workers inherit it
+    datasets = with_credentials(datasets)
+    refs = [
+        (d.name, d.where(url), d.tree, options.chunk_timeout, d.access)
+        for d in datasets for url in d.files[: options.limit_files]
+    ]
+    # Files remembered from an earlier run are described here, a lookup each: no worker has to
+    # start and answer first. Like the analysis, they are in place before workers are forked,
+    # which then inherit them instead of loading them again.
+    known = [describe_file(ref) for ref in refs if _remembered(ref)]
+    payload = AnalysisPayload.of(analysis)
     own = executor is None
     ex = executor or make_executor(
         options.executor, workers=options.workers, scheduler=options.scheduler, cluster=options.cluster
     )
     try:
         failed: list[dict[str, Any]] = []
-        datasets = with_credentials(datasets)
-        files = _describe_files(ex, datasets, options, failed, report)
+        files = _describe_files(ex, datasets, refs, known, options, failed, report)
         t_meta = time.perf_counter()
         plans = {d.name: plan_dataset(analysis, d, files[d.name]) for d in datasets if files[d.name]}
         t_plan = time.perf_counter()
@@ -296,7 +307,6 @@ def run(
         for d in datasets:
             good = _check_branches(d, files[d.name], plans.get(d.name), options, failed)
             items += _items(d, good, options)
-        payload = AnalysisPayload.of(analysis)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
         chunk_result, counts = _run_chunks(ex, tasks, options, report)
         merged = finished(accumulate([Result(failed=failed, files=_describe_failures(files)), chunk_result]))
@@ -337,17 +347,23 @@ def _describe_failures(files: dict[str, list[FileInfo]]) -> dict[str, dict[str, 
     }
 
 
+def _remembered(ref: tuple[str, FileLocations, str, float | None, Any]) -> bool:
+    """Whether describing this file is a lookup: one local replica, known from an earlier run."""
+    _, where, tree, _, _ = ref
+    return len(where.replicas) == 1 and where.adler32 is None and remembered(where.replicas[0], tree)
+
+
 def _describe_files(
-    ex: Executor, datasets: Sequence[Dataset], options: RunOptions, failed: list[dict[str, Any]],
-    report: Callable[[Progress], None],
+    ex: Executor, datasets: Sequence[Dataset], refs: list[tuple[Any, ...]], known: list[tuple[str, str, Any]],
+    options: RunOptions, failed: list[dict[str, Any]], report: Callable[[Progress], None],
 ) -> dict[str, list[FileInfo]]:
-    refs = [
-        (d.name, d.where(url), d.tree, options.chunk_timeout, d.access)
-        for d in datasets for url in d.files[: options.limit_files]
-    ]
+    """Every file's FileInfo by dataset: ``known`` (described already), the rest by the workers."""
+    answered = {(dataset, name) for dataset, name, _ in known}
+    rest = [ref for ref in refs if (ref[0], ref[1].name) not in answered]
     found: dict[tuple[str, str], Any] = {}
     extra = _supported(ex, affinity=_file_of_ref, on_lost=_file_lost)
-    for i, (dataset, url, info) in enumerate(ex.map_unordered(describe_file, refs, **extra), 1):
+    described = ex.map_unordered(describe_file, rest, **extra) if rest else iter(())
+    for i, (dataset, url, info) in enumerate(itertools.chain(known, described), 1):
         if isinstance(info, str):
             if not options.skip_bad_files:
                 if info.startswith("CredentialError"):

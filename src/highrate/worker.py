@@ -29,19 +29,30 @@ _analyses: dict[str, Analysis] = {}
 _lock = threading.Lock()
 
 
-@dataclass(frozen=True)
 class AnalysisPayload:
-    """The analysis as it travels to workers: pickled by value once, unpickled once per process."""
+    """The analysis as it travels to workers: pickled by value once, the first time it leaves
+    this process (never for the sequential executor), and unpickled once per process."""
 
-    hash: str
-    blob: bytes
+    def __init__(self, hash: str, blob: bytes | None = None, analysis: Analysis | None = None) -> None:
+        self.hash = hash
+        self._blob = blob
+        self._analysis = analysis
 
     @classmethod
     def of(cls, analysis: Analysis) -> AnalysisPayload:
-        payload = cls(analysis.hash(), cloudpickle.dumps(analysis))
+        payload = cls(analysis.hash(), analysis=analysis)
         with _lock:
             _analyses[payload.hash] = analysis  # the driver's latest definition wins
         return payload
+
+    @property
+    def blob(self) -> bytes:
+        if self._blob is None:
+            self._blob = cloudpickle.dumps(self._analysis)
+        return self._blob
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return AnalysisPayload, (self.hash, self.blob)
 
     def get(self) -> Analysis:
         with _lock:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 from highrate.errors import ConfigError, WorkerLostError
 
@@ -58,6 +59,10 @@ class ProcessExecutor:
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
         if scheduler:
             raise ConfigError("the processes executor takes no --scheduler; use --executor dask.")
+        # imported here: a sequential run does without multiprocessing (~4 ms of imports)
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         self.workers = workers or os.cpu_count() or 1
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}.")
@@ -80,6 +85,8 @@ class ProcessExecutor:
         affinity: Callable[[Any], Hashable] | None = None,
         on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
     ) -> Iterator[Any]:
+        from concurrent.futures.process import BrokenProcessPool
+
         queue = _AffinityQueue(items, affinity, self._homes, self.workers)
         running: dict[Future[Any], tuple[int, Any, ProcessPoolExecutor, int]] = {}  # worker, item, pool, order
         load = [0] * self.workers
@@ -135,6 +142,8 @@ class ProcessExecutor:
     def _replace(self, worker: int, broken: ProcessPoolExecutor) -> None:
         """A new process for a worker whose process died (once, however many items it held)."""
         if self._pools[worker] is broken:
+            from concurrent.futures import ProcessPoolExecutor
+
             broken.shutdown(wait=False, cancel_futures=True)
             self._pools[worker] = ProcessPoolExecutor(max_workers=1, mp_context=self._context)
 

@@ -294,6 +294,12 @@ def remote_error(url: str, err: BaseException) -> HighrateError:
     return InputFileError(f"file {url!r}: cannot be read ({type(err).__name__}: {text[:300]}).")
 
 
+def remembered(url: str, tree: str) -> bool:
+    """Whether :func:`describe` would answer for this file from what an earlier run remembered."""
+    path = local_path(url)
+    return path is not None and metacache.lookup(path, tree) is not None
+
+
 def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileInfo:
     """Gather the metadata of one file: entries, UUID, size, cluster boundaries and branch types.
 
