@@ -42,6 +42,7 @@ def test_second_run_reuses_the_trace(traces, sample, tmp_path):
     (plan1,), (plan2,) = first.plans.values(), second.plans.values()
     assert plan2.branches == plan1.branches and plan2.deps == plan1.deps
     assert plan2.deps.variations == {"JES": {"Jet", "MET"}, "JER": {"Jet", "MET"}}
+    assert plan2.deps.skim and plan2.deps.skim == plan1.deps.skim and plan2.late == plan1.late
     for key, h in first.result.histograms.items():
         assert (second.result.histograms[key].values() == h.values()).all(), key
     assert len(list((tmp_path / "cache" / "highrate" / "traces").glob("*.json"))) == 1

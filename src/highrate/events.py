@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import awkward as ak
 import numpy as np
@@ -18,6 +19,9 @@ from highrate.collections import COLLECTION, EVENTS, behavior
 from highrate.errors import InputFileError
 from highrate.fastarrays import list_positions
 from highrate.io.files import BranchInfo
+
+if TYPE_CHECKING:
+    from highrate.io.reader import Deferred
 
 
 @dataclass(frozen=True)
@@ -127,25 +131,34 @@ class EventSchema:
 
 
 def filter_arrays(
-    schema: EventSchema, arrays: Mapping[str, np.ndarray], mask: np.ndarray
+    schema: EventSchema, arrays: Mapping[str, np.ndarray], mask: np.ndarray, deferred: Deferred | None = None
 ) -> dict[str, np.ndarray]:
     """The flat arrays of the events where ``mask`` is true, packed (plain numpy gathers).
 
     Cheaper than filtering the awkward record lazily, and everything downstream then works on
-    contiguous ListOffsetArrays, awkward's fastest layout.
+    contiguous ListOffsetArrays, awkward's fastest layout. Branches not in ``arrays`` are
+    decoded from ``deferred`` for the kept events.
     """
     rows = np.flatnonzero(mask)
-    out = {b: arrays[b].take(rows) for b in schema.top}
+
+    def take(branch: str, index: np.ndarray) -> np.ndarray:
+        if branch in arrays:
+            return arrays[branch].take(index)
+        if deferred is None:
+            raise KeyError(branch)
+        return deferred.take(branch, index)
+
+    out = {b: take(b, rows) for b in schema.top}
     for g in schema.groups:
         for _, b in g.fields:
-            out[b] = arrays[b].take(rows)
+            out[b] = take(b, rows)
     for c in schema.collections:
         counts = arrays[c.counter]
         starts = np.cumsum(counts, dtype=np.int64) - counts
         kept = out[c.counter] = counts.take(rows)
         keep = list_positions(starts.take(rows), kept)  # indices once, then a cheap take per field
         for _, b in c.fields:
-            out[b] = arrays[b].take(keep)
+            out[b] = take(b, keep)
     return out
 
 

@@ -23,6 +23,7 @@ from highrate.events import EventSchema
 from highrate.stages import Dependencies
 
 Traced = tuple[tuple[str, ...], Dependencies]
+FORMAT = 2  # 2: with the branches the skim reads
 
 
 def cached_trace(
@@ -49,6 +50,7 @@ def _entry(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> 
 
     key = hashlib.sha256()
     key.update(json.dumps({
+        "format": FORMAT,
         "analysis": analysis.hash(),
         "versions": [__version__, awkward.__version__],
         "branches": sorted((name, info.dtype, info.counter) for name, info in schema.branches.items()),
@@ -63,6 +65,7 @@ def _load(path: Path) -> Traced | None:
         deps = Dependencies(
             objects={k: frozenset(v) for k, v in doc["objects"].items()},
             variations={k: frozenset(v) for k, v in doc["variations"].items()},
+            skim=None if doc.get("skim") is None else frozenset(doc["skim"]),
         )
         return tuple(doc["branches"]), deps
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -74,5 +77,6 @@ def _store(path: Path, branches: tuple[str, ...], deps: Dependencies) -> None:
         "branches": list(branches),
         "objects": {k: sorted(v) for k, v in deps.objects.items()},
         "variations": {k: sorted(v) for k, v in deps.variations.items()},
+        "skim": None if deps.skim is None else sorted(deps.skim),
     }
     store_json(path, doc)

@@ -65,6 +65,13 @@ def ordered(replicas: Sequence[str], now: float | None = None) -> list[str]:
     return [r for r in replicas if r not in recent] + [r for r in replicas if r in recent]
 
 
+def suspect(replica: str) -> None:
+    """Note that ``replica`` failed outside :func:`first_working` (its data proved corrupt once
+    read): the next attempts in this process try the other replicas first."""
+    with _lock:
+        _suspect[replica] = time.monotonic()
+
+
 def first_working(
     replicas: Sequence[str],
     attempt: Callable[[str], T],
@@ -88,8 +95,7 @@ def first_working(
             raise
         except Exception as err:
             on_failure(replica)
-            with _lock:
-                _suspect[replica] = time.monotonic()
+            suspect(replica)
             failures.append({"replica": replica, "error": f"{type(err).__name__}: {err}", "time": time.time()})
             if len(candidates) == 1:
                 if isinstance(err, HighrateError):

@@ -394,7 +394,8 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
         branches, deps = cached_trace(analysis, schema, meta, trace)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
-    return DatasetPlan(dataset.name, meta, schema.subset(branches), branches, deps, dataset.access)
+    return DatasetPlan.of(dataset.name, meta, schema.subset(branches), branches, deps, dataset.access,
+                          skim=bool(analysis.skim))
 
 
 def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:

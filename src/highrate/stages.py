@@ -42,11 +42,12 @@ class Recorder(Protocol):
 @dataclass(frozen=True)
 class Dependencies:
     """What tracing found out about the analysis: the event fields each object definition reads,
-    and the fields each shape variation replaces. Variations use it to recompute only what they
-    change."""
+    the fields each shape variation replaces (variations use them to recompute only what they
+    change), and the branches the skim reads (the others are decoded for skimmed events only)."""
 
     objects: Mapping[str, frozenset[str]] = field(default_factory=dict)
     variations: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    skim: frozenset[str] | None = None  # None: not known
 
     def affected(self, analysis: Analysis, fields: frozenset[str]) -> set[str]:
         """``fields`` and every object that reads them, directly or through another object."""
@@ -568,13 +569,16 @@ def _columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weigh
 class TraceRecorder:
     """Touches what real counting and filling would read; used with typetracer events.
 
-    Also collects ``object_deps`` (the event fields each object definition reads) and
-    ``variation_fields`` (the fields each shape variation replaces).
+    Also collects ``object_deps`` (the event fields each object definition reads),
+    ``variation_fields`` (the fields each shape variation replaces) and, given the typetracer
+    ``report``, ``skim_touched`` (the buffers touched once the skim's mask is known).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, report: Any = None) -> None:
         self.object_deps: dict[str, frozenset[str]] = {}
         self.variation_fields: dict[str, frozenset[str]] = {}
+        self.report = report
+        self.skim_touched: frozenset[str] | None = None
 
     def columns(self, values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, *,
                 dataset: str | None = None) -> None:
@@ -585,6 +589,8 @@ class TraceRecorder:
     def step(self, name: str, mask: Any, n_events: int | None) -> None:
         if mask is not None:
             ak.typetracer.touch_data(mask)
+        if name == "skim" and self.report is not None:  # the skim's own record, after its cuts
+            self.skim_touched = frozenset(self.report.data_touched) | frozenset(self.report.shape_touched)
 
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None:
         for x in (mask, weights):

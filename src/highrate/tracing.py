@@ -23,7 +23,7 @@ def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> t
     """(branches the analysis reads, what its objects read and its shape variations replace)."""
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
     events = ak.Array(layout, behavior=behavior)
-    recorder = TraceRecorder()
+    recorder = TraceRecorder(report)
     try:
         run_stages(analysis, events, meta, recorder)
     except HighrateError:
@@ -35,10 +35,7 @@ def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> t
             "branching on data); list branches the tracer cannot see in Analysis(columns=[...])."
         ) from err
     # shape-only uses (ak.ones_like(events.run), len of a collection) still need the branch
-    touched = set(report.data_touched) | set(report.shape_touched)
-    for c in schema.collections:
-        if c.counter in report.shape_touched or any(b in touched for _, b in c.fields):
-            touched.add(c.counter)
+    touched = _with_counters(schema, set(report.data_touched) | set(report.shape_touched))
     for name in analysis.columns:
         if name not in schema.branches:
             raise UnknownQuantityError(
@@ -46,5 +43,16 @@ def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> t
                 + did_you_mean(name, schema.branches)
             )
         touched.add(name)
-    deps = Dependencies(objects=recorder.object_deps, variations=recorder.variation_fields)
+    skim = None
+    if analysis.skim and recorder.skim_touched is not None:
+        skim = frozenset(b for b in _with_counters(schema, set(recorder.skim_touched)) if b in schema.branches)
+    deps = Dependencies(objects=recorder.object_deps, variations=recorder.variation_fields, skim=skim)
     return tuple(sorted(b for b in touched if b in schema.branches)), deps
+
+
+def _with_counters(schema: EventSchema, touched: set[str]) -> set[str]:
+    """``touched`` and the counter of every collection it reads from."""
+    for c in schema.collections:
+        if c.counter in touched or any(b in touched for _, b in c.fields):
+            touched.add(c.counter)
+    return touched

@@ -15,13 +15,14 @@ import numpy as np
 
 from highrate.allocator import keep_freed_memory
 from highrate.analysis import Analysis
-from highrate.errors import HighrateError
+from highrate.errors import HighrateError, InputFileError, UnknownQuantityError
 from highrate.events import EventSchema, filter_arrays
+from highrate.io.baskets import FetchStats
 from highrate.io.files import forget, opened
 from highrate.io.reader import read_columns_costed
 from highrate.io.sources import AccessOptions, endpoint, server_checksum
 from highrate.partition import WorkItem
-from highrate.replicas import FileLocations, ReplicaMismatch, first_working
+from highrate.replicas import FileLocations, ReplicaMismatch, first_working, suspect
 from highrate.result import Result, accumulate
 from highrate.stages import ChunkRecorder, Dependencies, run_stages
 
@@ -72,6 +73,23 @@ class DatasetPlan:
     branches: tuple[str, ...]
     deps: Dependencies | None = None  # what objects read and shape variations replace
     access: AccessOptions = field(default_factory=AccessOptions)  # how remote replicas are opened
+    # branches only read after the skim: decoded for the skimmed events alone; the skim sees
+    # the events of ``skim_schema`` (the other branches)
+    late: tuple[str, ...] = ()
+    skim_schema: EventSchema | None = None
+
+    @classmethod
+    def of(cls, dataset: str, meta: Mapping[str, Any], schema: EventSchema, branches: tuple[str, ...],
+           deps: Dependencies | None, access: AccessOptions, *, skim: bool) -> DatasetPlan:
+        """The plan; with a ``skim`` whose branches tracing found, the others are read late."""
+        if not skim or deps is None or deps.skim is None:
+            return cls(dataset, meta, schema, branches, deps, access)
+        counters = {schema.branches[b].counter for b in branches if schema.branches[b].counter}
+        late = tuple(b for b in branches if b not in deps.skim and b not in counters)
+        if not late:
+            return cls(dataset, meta, schema, branches, deps, access)
+        early = [b for b in branches if b not in late]
+        return cls(dataset, meta, schema, branches, deps, access, late, schema.subset(early))
 
 
 @dataclass(frozen=True)
@@ -91,20 +109,13 @@ def process_chunk(task: Task) -> Result:
     replica_failures: list[dict[str, Any]] = []
     try:
         analysis = task.analysis.get()
-        (arrays, nbytes, fetched), served, replica_failures = _read(item, plan, task.timeout)
-        schema = plan.schema
-        recorder = ChunkRecorder(analysis, item.dataset)
-        # the events and their columns are handed over, not kept here: the skim filter takes the
-        # columns and run_stages lets the full events go once skimmed, so the chunk's later
-        # arrays reuse that memory (a lower peak, and fewer fresh pages for a new worker)
-        full = [arrays]
-        del arrays
-
-        def skim_filter(mask: Any) -> Any:
-            return schema.build(filter_arrays(schema, full.pop(), mask), int(np.count_nonzero(mask)))
-
-        run_stages(analysis, schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
-                   skim_filter=skim_filter, deps=plan.deps)
+        try:
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=True)
+        except UnknownQuantityError:
+            if not plan.late:
+                raise
+            # the skim read a branch tracing did not see it read: read everything before it
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=False)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             for replica in item.sources:
@@ -151,13 +162,47 @@ def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str
         tmp.replace(target)
 
 
-def _read(item: WorkItem, plan: DatasetPlan, timeout: float | None) -> tuple[Any, str, list[dict[str, Any]]]:
-    """The chunk's columns from the first replica that serves them: (columns, replica, failures)."""
+def _run(
+    analysis: Analysis, item: WorkItem, plan: DatasetPlan, timeout: float | None, *, late: bool
+) -> tuple[tuple[ChunkRecorder, int, FetchStats], str, list[dict[str, Any]]]:
+    """Read the chunk and run the analysis on it: ((recorder, bytes read, fetch cost), replica,
+    replica failures). With ``late``, the plan's late branches are decoded after the skim, for
+    the skimmed events only."""
+    deferring = late and bool(plan.late)
+    (arrays, nbytes, fetched, deferred), served, failures = _read(item, plan, timeout, plan.late if deferring else ())
+    schema = plan.schema
+    recorder = ChunkRecorder(analysis, item.dataset)
+    # the events and their columns are handed over, not kept here: the skim filter takes the
+    # columns and run_stages lets the full events go once skimmed, so the chunk's later
+    # arrays reuse that memory (a lower peak, and fewer fresh pages for a new worker)
+    full = [arrays]
+    del arrays
+
+    def skim_filter(mask: Any) -> Any:
+        try:
+            columns = filter_arrays(schema, full.pop(), mask, deferred)
+        except InputFileError:  # a late branch's baskets are corrupt: prefer another replica next time
+            suspect(served)
+            raise
+        return schema.build(columns, int(np.count_nonzero(mask)))
+
+    skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
+    run_stages(analysis, skim_schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
+               skim_filter=skim_filter, deps=plan.deps)
+    return (recorder, nbytes, fetched), served, failures
+
+
+def _read(
+    item: WorkItem, plan: DatasetPlan, timeout: float | None, late: tuple[str, ...] = ()
+) -> tuple[Any, str, list[dict[str, Any]]]:
+    """The chunk's columns from the first replica that serves them: (columns, replica, failures);
+    the branches of ``late`` are fetched, not decoded (:class:`~highrate.io.reader.Deferred`)."""
 
     def attempt(replica: str) -> Any:
         with opened(replica, item.tree, plan.access) as handle:
             same_file(handle, item.uuid, item.size, replica)
-            return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica))
+            return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica),
+                                       defer=late)
 
     return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
 

@@ -66,13 +66,29 @@ def read_branch(
     """Values of ``[start, stop)``: flat values, or for jagged branches their flat content.
 
     ``counts`` (the counter branch over ``[start, stop)``) sizes jagged output exactly. The
-    baskets are read from ``fd`` unless ``raws`` (from :func:`fetch_remote`) already holds them.
+    baskets are read from ``fd`` unless ``raws`` (from :func:`fetch_remote` or
+    :func:`read_baskets`) already holds them.
     """
     if stop <= start:
         return np.empty(0, dtype=layout.dtype.newbyteorder("="))
-    first, last = basket_span(layout, start, stop)
     if raws is None:
-        raws = _pread(layout, fd, first, last)
+        raws = read_baskets(layout, fd, start, stop)
+    return native(decode_branch(layout, raws, start, stop, counts))
+
+
+def read_baskets(layout: BranchLayout, fd: int | None, start: int, stop: int) -> list[Any]:
+    """The raw baskets of ``[start, stop)`` from a local file."""
+    return _pread(layout, fd, *basket_span(layout, start, stop))
+
+
+def decode_branch(
+    layout: BranchLayout, raws: Sequence[Any], start: int, stop: int, counts: np.ndarray | None
+) -> np.ndarray:
+    """:func:`read_branch` from its raw baskets, in the file's (big-endian) byte order: a
+    selection of the values can be gathered first and byte-swapped alone (:func:`native`)."""
+    if stop <= start:
+        return np.empty(0, dtype=layout.dtype)
+    first, last = basket_span(layout, start, stop)
     itemsize = layout.dtype.itemsize
     heads = [_checked(layout, i, partial(_header, raw)) for i, raw in zip(range(first, last), raws, strict=True)]
     if not layout.jagged:
@@ -109,7 +125,7 @@ def read_branch(
     if pos != size:
         what = "counter says" if layout.jagged else "expected"
         raise ValueError(f"{what} {size // itemsize} values, baskets held {pos // itemsize}")
-    return _native(buffer[:size].view(layout.dtype))
+    return buffer[:size].view(layout.dtype)
 
 
 @dataclass(frozen=True)
@@ -148,7 +164,8 @@ def _checked(layout: BranchLayout, i: int, step: Callable[[], Any]) -> Any:
         ) from err
 
 
-def _native(array: np.ndarray) -> np.ndarray:
+def native(array: np.ndarray) -> np.ndarray:
+    """``array`` in this machine's byte order, swapped in place when it is not."""
     if array.dtype.byteorder in ("=", "|") or array.dtype.itemsize == 1:
         return array
     return array.byteswap(inplace=True).view(array.dtype.newbyteorder("="))

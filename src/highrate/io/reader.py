@@ -15,7 +15,10 @@ from highrate.io.baskets import (
     basket_ranges,
     basket_span,
     branch_layout,
+    decode_branch,
     fetch_remote,
+    native,
+    read_baskets,
     read_branch,
 )
 from highrate.io.files import OpenTree, remote_error
@@ -29,14 +32,18 @@ def read_columns(
     Numeric flat and counter-jagged branches take the fast basket path; others go through
     uproot's ``TTree.arrays``. ``where`` names the file and entry range in errors.
     """
-    arrays, nbytes, _ = read_columns_costed(handle, branches, start, stop, where=where)
+    arrays, nbytes, _, _ = read_columns_costed(handle, branches, start, stop, where=where)
     return arrays, nbytes
 
 
 def read_columns_costed(
-    handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str
-) -> tuple[dict[str, np.ndarray], int, FetchStats]:
-    """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests)."""
+    handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str, defer: Sequence[str] = ()
+) -> tuple[dict[str, np.ndarray], int, FetchStats, Deferred]:
+    """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests),
+    and the branches of ``defer`` as raw baskets (:class:`Deferred`), fetched but not decoded.
+
+    A branch of ``defer`` that the fast path cannot read is read like the others.
+    """
     missing = [b for b in branches if b not in handle.layouts and b not in handle.ttree]
     if missing:
         raise MissingBranchError(
@@ -52,8 +59,10 @@ def read_columns_costed(
     # counters first: jagged contents are sized by them
     ordered = sorted((b for b in branches if layouts[b] is not None), key=lambda b: layouts[b].jagged)
     counters = {layouts[b].counter for b in ordered if layouts[b].jagged}
+    later = {b for b in defer if b in layouts and layouts[b] is not None and b not in counters}
     fast = [c for c in counters if c not in ordered and _layout(handle, c) is not None] + ordered
     raws, fetched = _prefetch(handle, fast, start, stop, where)
+    deferred = Deferred(start, stop, where)
     for name in fast:
         if name in out:
             continue
@@ -64,11 +73,40 @@ def read_columns_costed(
             counts = out.get(counter)
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
+        if name in later:
+            raw = raws[name] if raws is not None else _checked_io(name, where, read_baskets, layout, handle.fd, start, stop)
+            deferred.raws[name] = (layout, raw, counts)
+            continue
         out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
     nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
     if slow:
         nbytes += _uproot_bytes(handle.ttree, slow, start, stop)
-    return {b: out[b] for b in branches}, nbytes, fetched
+    return {b: out[b] for b in branches if b not in deferred.raws}, nbytes, fetched, deferred
+
+
+class Deferred:
+    """Branches of one entry range fetched as raw baskets, to be decoded for selected rows only.
+
+    The analysis usually skims most events away before it reads most branches: decoding such a
+    branch right before gathering the kept rows works on data still in the CPU's cache, and
+    only the kept values are byte-swapped.
+    """
+
+    def __init__(self, start: int, stop: int, where: str) -> None:
+        self.start, self.stop, self.where = start, stop, where
+        self.raws: dict[str, tuple[BranchLayout, Any, np.ndarray | None]] = {}  # layout, baskets, counts
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.raws
+
+    def take(self, name: str, index: np.ndarray) -> np.ndarray:
+        """The values of branch ``name`` at ``index`` (positions in its flat content), native."""
+        layout, raw, counts = self.raws.pop(name)  # decoded once: its raw baskets go now
+        try:
+            values = decode_branch(layout, raw, self.start, self.stop, counts)
+        except Exception as err:
+            raise InputFileError(f"{self.where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
+        return native(values.take(index))
 
 
 def _prefetch(
@@ -89,6 +127,13 @@ def _layout(handle: OpenTree, name: str) -> BranchLayout | None:
     if name not in handle.layouts:
         handle.layouts[name] = branch_layout(handle.ttree[name])
     return handle.layouts[name]
+
+
+def _checked_io(name: str, where: str, read: Any, *args: Any) -> Any:
+    try:
+        return read(*args)
+    except Exception as err:
+        raise InputFileError(f"{where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
 
 
 def _read_one(handle, name, layout, start, stop, counts, where, raws) -> np.ndarray:
