@@ -146,3 +146,21 @@ def test_demo_generates_once_and_runs_the_example(tmp_path):
     h1 = uproot.open(tmp_path / "out1" / "histograms.root")["mll/DYJetsToLL_M-50/baseline/nominal"].values()
     h2 = uproot.open(tmp_path / "out2" / "histograms.root")["mll/DYJetsToLL_M-50/baseline/nominal"].values()
     assert h1.sum() > 0 and (h1 == h2).all()
+
+
+def test_the_console_command_exits_with_mains_code(good_file, tmp_path):
+    """``python -m highrate`` (as the ``highrate`` script) returns main's exit code, outputs written."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    good = subprocess.run([sys.executable, "-m", "highrate", *run_args(datasets_yaml(tmp_path, [good_file]), out)],
+                          capture_output=True, text=True, timeout=300)
+    assert good.returncode == 0, good.stderr
+    assert json.loads((out / "report.json").read_text())["events"]["total"] == 3000
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    bad = subprocess.run([sys.executable, "-m", "highrate",
+                          *run_args(datasets_yaml(missing, [tmp_path / "nope.root"]), tmp_path / "out2")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "nope.root" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr

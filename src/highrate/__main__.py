@@ -1,5 +1,3 @@
-import sys
+from highrate.cli import console_main
 
-from highrate.cli import main
-
-sys.exit(main())
+console_main()

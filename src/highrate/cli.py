@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -11,8 +12,17 @@ from pathlib import Path
 from highrate.errors import HighrateError
 
 
+def console_main() -> None:
+    """The ``highrate`` console script (and ``python -m highrate``): :func:`main`, then exit."""
+    code = main()
+    # The process ends here. Frozen, the objects it leaves (every module numpy, awkward and hist
+    # brought) are skipped by the interpreter's final garbage collection: ~50 ms less per command.
+    gc.freeze()
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``highrate`` console script; returns the exit code."""
+    """Run the command line ``argv`` (default: this process's arguments); returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
