@@ -74,7 +74,7 @@ def read_columns_costed(
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
         if name in later:
-            raw = raws[name] if raws is not None else _checked_io(name, where, read_baskets, layout, handle.fd, start, stop)
+            raw = raws[name] if raws is not None else _checked(name, where, read_baskets, layout, handle.fd, start, stop)
             deferred.raws[name] = (layout, raw, counts)
             continue
         out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
@@ -102,10 +102,7 @@ class Deferred:
     def take(self, name: str, index: np.ndarray) -> np.ndarray:
         """The values of branch ``name`` at ``index`` (positions in its flat content), native."""
         layout, raw, counts = self.raws.pop(name)  # decoded once: its raw baskets go now
-        try:
-            values = decode_branch(layout, raw, self.start, self.stop, counts)
-        except Exception as err:
-            raise InputFileError(f"{self.where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
+        values = _checked(name, self.where, decode_branch, layout, raw, self.start, self.stop, counts)
         return native(values.take(index))
 
 
@@ -129,9 +126,10 @@ def _layout(handle: OpenTree, name: str) -> BranchLayout | None:
     return handle.layouts[name]
 
 
-def _checked_io(name: str, where: str, read: Any, *args: Any) -> Any:
+def _checked(name: str, where: str, step: Any, *args: Any) -> Any:
+    """``step(*args)``; a failure becomes an InputFileError naming the branch and the chunk."""
     try:
-        return read(*args)
+        return step(*args)
     except Exception as err:
         raise InputFileError(f"{where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
 
@@ -139,10 +137,7 @@ def _checked_io(name: str, where: str, read: Any, *args: Any) -> Any:
 def _read_one(handle, name, layout, start, stop, counts, where, raws) -> np.ndarray:
     if layout is None:
         return _read_with_uproot(handle.ttree, [name], start, stop, where)[name]
-    try:
-        return read_branch(layout, handle.fd, start, stop, counts, None if raws is None else raws[name])
-    except Exception as err:
-        raise InputFileError(f"{where}: reading branch {name!r} failed: {type(err).__name__}: {err}") from err
+    return _checked(name, where, read_branch, layout, handle.fd, start, stop, counts, None if raws is None else raws[name])
 
 
 def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: str) -> dict[str, np.ndarray]:
