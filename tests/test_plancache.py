@@ -86,3 +86,31 @@ def test_analyses_built_in_python_are_always_traced(traces, sample):
     for _ in range(2):
         highrate.run(analysis, mc, options=highrate.RunOptions(limit_chunks=1))
     assert len(traces) == 2
+
+
+def test_an_analysis_derived_from_a_loaded_one_is_traced_again(traces, sample):
+    """``dataclasses.replace`` keeps the file's text: the definition hash must still tell them
+    apart, or the derived analysis would get the loaded one's branches (and checkpoints)."""
+    import os
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    from highrate import Axis, Histogram
+
+    loaded = highrate.load_analysis(ZMUMU / "analysis_nominal.py")
+    derived = replace(loaded, histograms=(*loaded.histograms, Histogram("met", Axis("MET.pt", 10, 0, 100))))
+    assert derived.hash() != loaded.hash() and replace(loaded).hash() == loaded.hash()
+    mc = [d for d in highrate.load_datasets(sample) if d.is_mc]
+    options = highrate.RunOptions(chunk_size=6000, limit_chunks=2)
+    highrate.run(loaded, mc, options=options)
+    outcome = highrate.run(derived, mc, options=options)
+    assert len(traces) == 2 and "MET_pt" in next(iter(outcome.plans.values())).branches
+    met = next(h for k, h in outcome.result.histograms.items() if k[0] == "met")
+    # one fill per preselected event: the histogram holds their sum of weights
+    assert met.sum(flow=True).value == pytest.approx(outcome.result.categories[mc[0].name]["baseline"][1], rel=1e-12)
+    # the same in every process, whatever the string hash seed (checkpoints are found again)
+    code = f"import highrate; print(highrate.load_analysis({str(ZMUMU / 'analysis.py')!r}).hash())"
+    seeds = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s},
+                            capture_output=True, text=True, check=True).stdout.strip() for s in ("1", "2")}
+    assert seeds == {highrate.load_analysis(ZMUMU / "analysis.py").hash()}

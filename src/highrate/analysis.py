@@ -16,6 +16,7 @@ import inspect
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,33 +266,72 @@ class Analysis:
             raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
 
     def hash(self) -> str:
-        """A stable hash of the definition: the source file if known, else each function's source."""
+        """A stable hash of the definition: its structure (names, parameters, histograms and each
+        function's code) and, for an analysis loaded from a file, the file and its helper modules.
+        An analysis derived from a loaded one (``dataclasses.replace``) hashes differently, so it
+        never reuses the loaded one's remembered trace or checkpoints."""
         h = hashlib.sha256()
         if self.source is not None:
             h.update(self.source.encode())
-        else:
-            def fn_text(fn: Callable[..., Any]) -> str:
-                try:
-                    return inspect.getsource(fn)
-                except (OSError, TypeError):
-                    code = getattr(fn, "__code__", None)
-                    return repr((code.co_code, code.co_consts)) if code else repr(fn)
-
-            for cut in (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs)):
-                h.update(f"cut:{cut.name}:{cut.params!r}:{fn_text(cut.function)}".encode())
-            for w in self.weights:
-                h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
-            for v in self.variations:
-                h.update(f"variation:{v.name}:{v.mc_only}:{fn_text(v.function)}".encode())
-            for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
-                for key, fn in mapping.items():
-                    h.update(f"{kind}:{key}:{fn_text(fn)}".encode())
-            for cat, cuts in (*self.categories.items(), *((f"{s}/{p}", c) for s, ps in self.subsamples.items()
-                                                           for p, c in ps.items())):
-                for c in cuts:
-                    h.update(f"category:{cat}:{c.name}:{c.params!r}:{fn_text(c.function)}".encode())
-            h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
+        # with the file's text hashed, the functions' compiled code is enough (and much cheaper)
+        fn_text = _code_key if self.source is not None else _source_text
+        for cut in (*self.skim, *self.preselection):
+            h.update(f"cut:{cut.name}:{cut.params!r}:{fn_text(cut.function)}".encode())
+        for w in self.weights:
+            h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
+        for v in self.variations:
+            h.update(f"variation:{v.name}:{v.mc_only}:{fn_text(v.function)}".encode())
+        for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
+            for key, fn in mapping.items():
+                h.update(f"{kind}:{key}:{fn_text(fn)}".encode())
+        for cat, cuts in (*self.categories.items(), *((f"{s}/{p}", c) for s, ps in self.subsamples.items()
+                                                       for p, c in ps.items())):
+            for c in cuts:
+                h.update(f"category:{cat}:{c.name}:{c.params!r}:{fn_text(c.function)}".encode())
+        h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
         return h.hexdigest()[:16]
+
+
+def _source_text(fn: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(fn)
+    except (OSError, TypeError):
+        return _code_key(fn)
+
+
+def _code_key(fn: Any, depth: int = 0) -> str:
+    """A function's compiled code, bound defaults and closure values, the same in every process."""
+    if depth > 4:  # functions capturing functions capturing ...: enough to tell them apart
+        return "..."
+    if isinstance(fn, functools.partial):
+        return f"partial({_code_key(fn.func, depth + 1)}, {_stable(fn.args, depth)}, {_stable(fn.keywords, depth)})"
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return f"{type(fn).__module__}.{type(fn).__qualname__}"
+    cells = []
+    for cell in fn.__closure__ or ():
+        try:
+            cells.append(cell.cell_contents)
+        except ValueError:  # not assigned yet
+            cells.append(None)
+    return f"{_stable(code, depth)}:{_stable(fn.__defaults__, depth)}:{_stable(tuple(cells), depth)}"
+
+
+def _stable(value: Any, depth: int = 0) -> str:
+    """``repr`` without what differs between processes: memory addresses, set order."""
+    if isinstance(value, types.CodeType):
+        return f"code({value.co_name}, {value.co_code!r}, {_stable(value.co_consts, depth)}, {value.co_names!r})"
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_stable(v, depth) for v in value) + ")"
+    if isinstance(value, frozenset | set):
+        return "{" + ", ".join(sorted(_stable(v, depth) for v in value)) + "}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_stable(k, depth)}: {_stable(v, depth)}" for k, v in value.items()) + "}"
+    if value is None or isinstance(value, bool | int | float | complex | str | bytes):
+        return repr(value)
+    if callable(value):
+        return _code_key(value, depth + 1)
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def load_analysis(path: str | os.PathLike[str]) -> Analysis:
