@@ -187,8 +187,11 @@ def _run(
         return schema.build(columns, int(np.count_nonzero(mask)))
 
     skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
-    run_stages(analysis, skim_schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
-               skim_filter=skim_filter, deps=plan.deps)
+    try:
+        run_stages(analysis, skim_schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
+                   skim_filter=skim_filter, deps=plan.deps)
+    finally:
+        deferred.close()
     return (recorder, nbytes, fetched), served, failures
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +42,8 @@ def read_columns_costed(
     handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str, defer: Sequence[str] = ()
 ) -> tuple[dict[str, np.ndarray], int, FetchStats, Deferred]:
     """:func:`read_columns`, plus what a remote file's fetch cost (bytes with gaps, requests),
-    and the branches of ``defer`` as raw baskets (:class:`Deferred`), fetched but not decoded.
+    and the branches of ``defer`` left to decode later (:class:`Deferred`): a remote file's
+    baskets are fetched now with the others, a local file's are read when decoded.
 
     A branch of ``defer`` that the fast path cannot read is read like the others.
     """
@@ -74,36 +77,56 @@ def read_columns_costed(
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
         if name in later:
-            raw = raws[name] if raws is not None else _checked(name, where, read_baskets, layout, handle.fd, start, stop)
-            deferred.raws[name] = (layout, raw, counts)
+            deferred.add(name, layout, counts, raws[name] if raws is not None else None, handle.fd)
             continue
         out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
     nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
     if slow:
         nbytes += _uproot_bytes(handle.ttree, slow, start, stop)
-    return {b: out[b] for b in branches if b not in deferred.raws}, nbytes, fetched, deferred
+    return {b: out[b] for b in branches if b not in deferred}, nbytes, fetched, deferred
 
 
 class Deferred:
-    """Branches of one entry range fetched as raw baskets, to be decoded for selected rows only.
+    """Branches of one entry range left to decode for selected rows only.
 
     The analysis usually skims most events away before it reads most branches: decoding such a
     branch right before gathering the kept rows works on data still in the CPU's cache, and
-    only the kept values are byte-swapped.
+    only the kept values are byte-swapped. A local file's baskets are read then too, from a
+    duplicate of its descriptor (valid however the open file is shared or closed meanwhile),
+    so a chunk never holds more than one late branch's baskets.
     """
 
     def __init__(self, start: int, stop: int, where: str) -> None:
         self.start, self.stop, self.where = start, stop, where
-        self.raws: dict[str, tuple[BranchLayout, Any, np.ndarray | None]] = {}  # layout, baskets, counts
+        # name -> (layout, counts of a jagged branch, its raw baskets or None: read from _fd)
+        self._pending: dict[str, tuple[BranchLayout, np.ndarray | None, Any]] = {}
+        self._fd: int | None = None
+        self._close: weakref.finalize | None = None
+
+    def add(self, name: str, layout: BranchLayout, counts: np.ndarray | None, raws: Any, fd: int | None) -> None:
+        """A branch to decode later, from ``raws`` (fetched) or else from the local file ``fd``."""
+        if raws is None and self._fd is None:
+            self._fd = os.dup(fd)
+            self._close = weakref.finalize(self, os.close, self._fd)
+        self._pending[name] = (layout, counts, raws)
 
     def __contains__(self, name: str) -> bool:
-        return name in self.raws
+        return name in self._pending
 
     def take(self, name: str, index: np.ndarray) -> np.ndarray:
         """The values of branch ``name`` at ``index`` (positions in its flat content), native."""
-        layout, raw, counts = self.raws.pop(name)  # decoded once: its raw baskets go now
-        values = _checked(name, self.where, decode_branch, layout, raw, self.start, self.stop, counts)
+        layout, counts, raws = self._pending.pop(name)  # decoded once: its baskets go now
+        if raws is None:
+            raws = _checked(name, self.where, read_baskets, layout, self._fd, self.start, self.stop)
+        values = _checked(name, self.where, decode_branch, layout, raws, self.start, self.stop, counts)
+        if not self._pending:
+            self.close()
         return native(values.take(index))
+
+    def close(self) -> None:
+        """Release the file (also done when the last branch is taken, or on garbage collection)."""
+        if self._close is not None:
+            self._close()
 
 
 def _prefetch(
