@@ -53,6 +53,9 @@ def test_tracing_finds_what_the_skim_reads(zmumu_path, nanoaod):
     assert set(plan.skim_schema.branches) == SKIM | {"nJet"}
     without_skim = replace(analysis, skim=())
     assert trace(without_skim, schema, {"is_mc": True})[1].skim is None
+    # branches listed for code the tracer cannot see are read before the skim, which may use them
+    listed = replace(analysis, columns=("Jet_eta",))
+    assert trace(listed, schema, {"is_mc": True})[1].skim == SKIM | {"Jet_eta", "nJet"}
 
 
 @pytest.mark.parametrize("codec", ["zstd", "lzma"])

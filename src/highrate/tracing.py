@@ -45,7 +45,9 @@ def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> t
         touched.add(name)
     skim = None
     if analysis.skim and recorder.skim_touched is not None:
-        skim = frozenset(b for b in _with_counters(schema, set(recorder.skim_touched)) if b in schema.branches)
+        # the columns listed for code the tracer cannot see may be read by the skim too
+        early = _with_counters(schema, set(recorder.skim_touched) | set(analysis.columns))
+        skim = frozenset(b for b in early if b in schema.branches)
     deps = Dependencies(objects=recorder.object_deps, variations=recorder.variation_fields, skim=skim)
     return tuple(sorted(b for b in touched if b in schema.branches)), deps
 
