@@ -230,6 +230,14 @@ def test_unknown_field_in_a_cut_names_the_cut_and_suggests(attempt, inputs, tmp_
     assert "Did you mean 'pt'" in message
 
 
+def test_unknown_field_read_by_item_names_the_cut_and_suggests(attempt, inputs, tmp_path):
+    analysis = tmp_path / "zmumu_item.py"
+    analysis.write_text(_replace_once(ZMUMU.read_text(), "ak.any(ev.Muon.pt >", 'ak.any(ev.Muon["ptt"] >'))
+    message = attempt(write_datasets(tmp_path, inputs.good[:1]), analysis, expect=(UnknownQuantityError,))
+    assert "skim cut 'muon_pt18'" in message and "'ptt'" in message
+    assert "Did you mean 'pt'" in message
+
+
 def test_unknown_histogram_quantity_names_the_histogram_and_suggests(attempt, inputs, tmp_path):
     message = attempt(write_datasets(tmp_path, inputs.good[:1]), inputs.god,
                       expect=(UnknownQuantityError, ConfigError, KeyError, ValueError))

@@ -166,3 +166,11 @@ def test_a_skim_reading_more_than_traced_still_gets_its_branches(zmumu_path, nan
     assert all(not r.failed for r in fallen_back)
     assert_same_result(accumulate(fallen_back), accumulate(right))
     assert_same_result(accumulate(right), outcome.result)
+    # the same when the skim reads the field by item rather than by attribute
+    by_item = replace(analysis, skim=tuple(
+        highrate.Cut(c.name, lambda ev: ev["HLT"]["IsoMu24"]) if c.name == "HLT_IsoMu24" else c for c in analysis.skim
+    ))
+    full_reads.clear()
+    items_result = [process_chunk(Task(item, wrong, AnalysisPayload.of(by_item))) for item in items]
+    assert full_reads.count(True) == len(items) and all(not r.failed for r in items_result)
+    assert accumulate(items_result).cutflow == accumulate(right).cutflow

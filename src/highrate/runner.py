@@ -400,7 +400,7 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
 
 def _field_hint(err: UnknownQuantityError, schema: EventSchema, files: list[FileInfo]) -> str:
     """For a missing field of a collection or group: the close names, or which files lack it."""
-    m = re.search(r"no field named '(\w+)'", str(err.__cause__ or ""))
+    m = re.search(r"no field (?:named )?'(\w+)'", str(err.__cause__ or ""))
     if m is None or "Did you mean" in str(err):
         return ""
     inner = sorted({f for part in (*schema.groups, *schema.collections) for f, _ in part.fields})

@@ -312,8 +312,8 @@ def _guard(thunk: Any, where: str, events: ak.Array) -> Any:
     """Run a user function, turning a missing field into an error that names the stage."""
     try:
         return thunk()
-    except AttributeError as err:
-        if "no field named" in str(err):
+    except (AttributeError, ak.errors.FieldNotFoundError) as err:  # events.Jet, events["Jet"]
+        if "no field" in str(err):
             raise UnknownQuantityError(f"{where}: {err}. Event fields: {', '.join(events.fields)}.") from err
         raise
     except KeyError as err:
