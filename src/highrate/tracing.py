@@ -20,7 +20,7 @@ def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, 
 
 
 def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[tuple[str, ...], Dependencies]:
-    """(branches the analysis reads, what its objects read and its shape variations replace)."""
+    """(branches the analysis reads, what its skim and objects read and its shape variations replace)."""
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
     events = ak.Array(layout, behavior=behavior)
     recorder = TraceRecorder(report)
