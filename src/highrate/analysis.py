@@ -276,9 +276,9 @@ class Analysis:
         # with the file's text hashed, the functions' compiled code is enough (and much cheaper)
         fn_text = _code_key if self.source is not None else _source_text
         for cut in (*self.skim, *self.preselection):
-            h.update(f"cut:{cut.name}:{cut.params!r}:{fn_text(cut.function)}".encode())
+            h.update(f"cut:{cut.name}:{_stable(cut.params)}:{fn_text(cut.function)}".encode())
         for w in self.weights:
-            h.update(f"weight:{w.name}:{w.params!r}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
+            h.update(f"weight:{w.name}:{_stable(w.params)}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
         for v in self.variations:
             h.update(f"variation:{v.name}:{v.mc_only}:{fn_text(v.function)}".encode())
         for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
@@ -287,7 +287,7 @@ class Analysis:
         for cat, cuts in (*self.categories.items(), *((f"{s}/{p}", c) for s, ps in self.subsamples.items()
                                                        for p, c in ps.items())):
             for c in cuts:
-                h.update(f"category:{cat}:{c.name}:{c.params!r}:{fn_text(c.function)}".encode())
+                h.update(f"category:{cat}:{c.name}:{_stable(c.params)}:{fn_text(c.function)}".encode())
         h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
         return h.hexdigest()[:16]
 
