@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install a Rucio *server* (pip `rucio`, gunicorn, SQLite) into its own virtualenv, for the tests
-# and benchmarks that start one on 127.0.0.1 (highrate.testing.rucio_server.RucioServer).
+# and benchmarks that start one on 127.0.0.1 (tests/servers/rucio.py: RucioServer).
 #
 # The server gets its own virtualenv because `rucio` pins urllib3 1.x and other server-side
 # dependencies that do not belong in the analysis environment (which only needs rucio-clients).

@@ -4,7 +4,7 @@
 #
 # Idempotent: packages are installed only when missing, and `apt-get update` runs only when a
 # package has no installation candidate yet. Runs as root on Debian (bookworm); nothing is
-# started or enabled here (highrate.testing.storage starts its own server processes).
+# started or enabled here (tests/servers/storage.py starts its own server processes).
 set -euo pipefail
 
 PACKAGES=(xrootd-server xrootd-client nginx libnginx-mod-http-dav-ext)

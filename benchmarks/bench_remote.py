@@ -6,7 +6,7 @@ Not run in CI. In one invocation it
 1. generates (or reuses, shared with ``bench_zmumu.py``) ``--events`` synthetic NanoAOD MC
    events per compression in ``--workdir``,
 2. starts a real XRootD server and a real nginx (HTTPS + WebDAV, self-signed certificate)
-   on 127.0.0.1 serving that folder (``highrate.testing.storage``),
+   on 127.0.0.1 serving that folder (``tests/servers/storage.py``),
 3. warms the page cache, then measures ``highrate.run`` of ``analysis_nominal.py`` in a
    FRESH subprocess per measurement, for each source (``local``, ``root``, ``https``) and
    executor (1 sequential worker, 2 process workers), repeated ``--repeat`` times in
@@ -31,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the storage servers of the tests: tests/servers/
 from bench_zmumu import ANALYSIS, MC, generate, warm_up  # noqa: E402
 
 RESULT_TAG = "BENCH_RESULT "
@@ -41,7 +42,7 @@ def child(spec: dict) -> dict:
     from dataclasses import replace
 
     import highrate
-    from highrate.io.sources import AccessOptions
+    from highrate.data.io.sources import AccessOptions
 
     analysis = highrate.load_analysis(spec["analysis"])
     (dataset,) = [d for d in highrate.load_datasets(spec["datasets"]) if d.name == MC]
@@ -90,7 +91,7 @@ def main() -> None:
         print(RESULT_TAG + json.dumps(child(json.loads(Path(args.child).read_text()))), flush=True)
         return
 
-    from highrate.testing.storage import NginxServer, XRootDServer
+    from servers.storage import NginxServer, XRootDServer
 
     workdir = Path(args.workdir).resolve()
     yamls = generate(workdir, args.events, args.files, args.compression, seed=42, jobs=2)

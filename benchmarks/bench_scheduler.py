@@ -52,7 +52,7 @@ def main() -> None:
         print(f"no-op tasks: {args.tasks} in {per_task * args.tasks:.2f} s = {per_task * 1e3:.3f} ms/task "
               f"({1 / per_task:,.0f} tasks/s, 2 workers)")
 
-        from highrate.executors.dask import DaskExecutor
+        from highrate.execution.executors.dask import DaskExecutor
 
         ex = DaskExecutor.from_client(client)
         for chunk in (args.tiny_chunk, 250_000):

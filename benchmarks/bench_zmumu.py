@@ -135,8 +135,8 @@ def warm_up(files: list[str]) -> int:
 
 def highrate_chunks(files: list[str], chunk_size: int) -> list[tuple[str, list[tuple[int, int]]]]:
     """The entry ranges highrate's runner uses (``split_entries`` over ``describe``)."""
-    from highrate.io.files import describe
-    from highrate.partition import split_entries
+    from highrate.data.io.files import describe
+    from highrate.data.partition import split_entries
 
     out = []
     for url in files:

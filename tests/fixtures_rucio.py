@@ -13,8 +13,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from highrate.testing.rucio_server import RucioServer, RucioUnavailable
+from servers.rucio import RucioServer, RucioUnavailable
 
 
 def unavailable(reason: str) -> None:
@@ -39,7 +38,7 @@ def start_rucio_server(workdir: os.PathLike[str] | str) -> RucioServer:
 
 @pytest.fixture(scope="session")
 def rucio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RucioServer]:
-    """A started :class:`~highrate.testing.rucio_server.RucioServer`, shared by the session.
+    """A started :class:`~servers.rucio.RucioServer`, shared by the session.
 
     Tests register their own RSEs and datasets in it (names must not clash across tests); its
     client config is ``rucio_server.client_config`` (``RUCIO_CONFIG``), its client

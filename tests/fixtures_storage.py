@@ -1,4 +1,4 @@
-"""Pytest fixtures that start real storage servers on 127.0.0.1 (see highrate.testing.storage).
+"""Pytest fixtures that start real storage servers on 127.0.0.1 (see servers.storage).
 
 Load with ``pytest_plugins = ["fixtures_storage"]``. Fixtures:
 
@@ -15,7 +15,7 @@ When a server cannot run here (not installed, fails to start) the fixtures skip 
 except under ``CI=true``, where they fail: CI installs the servers (``.ci/install-storage.sh``)
 and must run these tests.
 
-Importing this module puts :data:`~highrate.testing.storage.XROOTD_CLIENT_ENV` into the
+Importing this module puts :data:`~servers.storage.XROOTD_CLIENT_ENV` into the
 environment (values already set win), so that no test can hang for minutes on a dead XRootD
 server; the XRootD client reads them when it is first imported, which is after this plugin loads.
 """
@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import pytest
-
-from highrate.testing.storage import (
+from servers.storage import (
     XROOTD_CLIENT_ENV,
     NginxServer,
     ServerUnavailable,

@@ -1,4 +1,4 @@
-"""highrate.allocator: freed chunk memory is reused instead of faulted in again, with opt-outs."""
+"""highrate.execution.allocator: freed chunk memory is reused instead of faulted in again, with opt-outs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 PROBE = """
 import json, resource
 import numpy as np
-from highrate.allocator import keep_freed_memory
+from highrate.execution.allocator import keep_freed_memory
 tuned = keep_freed_memory()
 assert keep_freed_memory() is tuned  # once per process
 def faults():

@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from highrate.analysis import Axis, Histogram
-from highrate.binning import fill_cells, fill_variations, flat_bins, upper_bound, with_squares
-from highrate.result import Result, accumulate, finished
-from highrate.stages import make_hist
+from highrate.engine.binning import (
+    fill_cells,
+    fill_variations,
+    flat_bins,
+    make_hist,
+    upper_bound,
+    with_squares,
+)
+from highrate.engine.result import Result, accumulate, finished
+from highrate.spec.histograms import Axis, Histogram
 
 EDGE_CASES = np.array([60.0, 120.0, 59.999999999, 119.99999999999, 90.0, -np.inf, np.inf, np.nan, 0.0, 1e300])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import DatasetError, InputFileError
 from highrate.testing import generate_file
 
@@ -121,7 +121,7 @@ def test_bad_option_is_a_usage_error(capsys):
 def test_generate_writes_a_datasets_file(tmp_path, capsys):
     assert main(["generate", str(tmp_path / "gen"), "--events", "200", "--files", "1"]) == 0
     assert "datasets file" in capsys.readouterr().err
-    from highrate.datasets import load_datasets
+    from highrate.data.datasets import load_datasets
 
     names = [d.name for d in load_datasets(tmp_path / "gen" / "datasets.yaml")]
     assert names == ["DYJetsToLL_M-50", "SingleMuon_2018"]

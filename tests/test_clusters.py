@@ -16,12 +16,12 @@ import yaml
 from compare import assert_same_result
 
 import highrate
-from highrate import clusters
-from highrate.cli import main
-from highrate.clusters.environment import check_workers
-from highrate.clusters.optional import MissingDependencyError
+from highrate.cli.main import main
 from highrate.errors import ConfigError, ExecutorError
-from highrate.executors import make_executor
+from highrate.execution import clusters
+from highrate.execution.clusters.environment import check_workers
+from highrate.execution.clusters.optional import MissingDependencyError
+from highrate.execution.executors import make_executor
 
 
 @pytest.fixture
@@ -269,7 +269,7 @@ def test_adaptive_cluster_from_zero_workers_starts_and_runs(user_file):
 def test_worker_version_mismatch_is_named(user_file, monkeypatch):
     user_file(LOCAL)
     # the workers are fresh processes and import the real highrate; only the driver's expectation changes
-    monkeypatch.setattr(highrate, "__version__", "9.9.9-driver")
+    monkeypatch.setattr(highrate._version, "__version__", "9.9.9-driver")
     with pytest.raises(ExecutorError, match=r"worker '\d' at tcp://127\.0\.0\.1:\d+ .*runs highrate 0\.1\.0, "
                                             r"the driver 9\.9\.9-driver\..*job_script_prologue"):
         make_executor("sequential", cluster="two")

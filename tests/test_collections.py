@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from highrate.collections import COLLECTION, Collection, behavior, select_objects
+from highrate.engine.collections import COLLECTION, Collection, behavior, select_objects
 
 
 def collection(seed: int, n: int = 2000) -> ak.Array:

@@ -14,6 +14,7 @@ import pytest
 correctionlib = pytest.importorskip("correctionlib")
 from correctionlib import schemav2  # noqa: E402
 
+from highrate.arrays.fast import FastArray  # noqa: E402
 from highrate.corrections import (  # noqa: E402
     Correction,
     CorrectionError,
@@ -26,7 +27,6 @@ from highrate.corrections import (  # noqa: E402
     pileup_weight,
 )
 from highrate.errors import ConfigError  # noqa: E402
-from highrate.fastarrays import FastArray  # noqa: E402
 from highrate.testing.corrections import write_corrections  # noqa: E402
 
 

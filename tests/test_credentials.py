@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from highrate import credentials
-from highrate.credentials import Credentials, discover, token_expiry
+from highrate.data import credentials
+from highrate.data.credentials import Credentials, discover, token_expiry
 from highrate.errors import CredentialError
 
 

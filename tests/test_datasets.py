@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from highrate.datasets import Dataset, load_datasets, select
+from highrate.data.datasets import Dataset, load_datasets, select
 from highrate.errors import DatasetError
 
 

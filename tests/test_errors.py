@@ -1,7 +1,7 @@
 """Bad input gives one clear message naming the file, dataset or key at fault.
 
 Every case runs twice: through the Python API (``highrate.run`` raises a ``HighrateError`` that
-is also the matching built-in) and through the command line (``highrate.cli.main`` returns
+is also the matching built-in) and through the command line (``highrate.cli.main.main`` returns
 non-zero and prints the message, without a traceback).
 """
 
@@ -20,7 +20,7 @@ import uproot
 import yaml
 
 import highrate
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import (
     ChunkError,
     ConfigError,

@@ -141,14 +141,15 @@ def test_fast_paths_change_nothing(run, monkeypatch):
     """The full example with highrate's numpy fast paths switched off (awkward does every
     operation, the preselection filters with ``events[mask]``, variations run on the skimmed
     events): every histogram and cutflow is bit-identical."""
-    from highrate import fastarrays, stages
+    from highrate.arrays import fast as fastarrays
+    from highrate.engine.stages import cuts, recording
 
     datasets, fast = run
     monkeypatch.setattr(fastarrays, "_FUNCTIONS", {})
     monkeypatch.setattr(fastarrays, "_ufunc", lambda *args: None)
     monkeypatch.setattr(fastarrays, "_mask_select", lambda *args: None)
-    monkeypatch.setattr(stages, "_filter", lambda events, mask: events[mask])
-    monkeypatch.setattr(stages.Dependencies, "affected", lambda self, analysis, fields: {"*"} | set(analysis.objects))
+    monkeypatch.setattr(cuts, "filter_events", lambda events, mask: events[mask])
+    monkeypatch.setattr(recording.Dependencies, "affected", lambda self, analysis, fields: {"*"} | set(analysis.objects))
     monkeypatch.setenv("HIGHRATE_CACHE", "off")
     plain = highrate.run(highrate.load_analysis(EXAMPLE / "analysis.py"), datasets,
                          options=highrate.RunOptions(chunk_size=8000))

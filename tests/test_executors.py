@@ -9,9 +9,9 @@ import pytest
 from compare import assert_same_result
 
 import highrate
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import ConfigError
-from highrate.executors import executors, make_executor
+from highrate.execution.executors import executors, make_executor
 
 
 def test_unknown_executor_lists_the_known_ones():
@@ -67,7 +67,7 @@ def test_processes_from_a_fresh_command_fork_and_match(sample, zmumu_path, seque
 
     code = (
         "import sys, highrate\n"
-        "from highrate.executors.local import ProcessExecutor\n"
+        "from highrate.execution.executors.local import ProcessExecutor\n"
         "ex = ProcessExecutor(workers=2)\n"
         "print('start method', ex.start_method)\n"
         "o = highrate.run(highrate.load_analysis(sys.argv[1]), highrate.load_datasets(sys.argv[2]),\n"
@@ -87,7 +87,7 @@ def test_processes_from_a_fresh_command_fork_and_match(sample, zmumu_path, seque
 
 
 def test_affinity_queue_keeps_keys_together_and_helps_at_the_end():
-    from highrate.executors.local import _NOTHING, _AffinityQueue
+    from highrate.execution.executors.local import _NOTHING, _AffinityQueue
 
     items = [(f, i) for f in "abc" for i in range(3)]
     homes: dict = {}
@@ -203,7 +203,7 @@ def test_dask_reports_a_chunk_that_kills_its_workers(sample, zmumu_path):
 
     from highrate import Cut
     from highrate.errors import WorkerLostError
-    from highrate.executors.dask import DaskExecutor
+    from highrate.execution.executors.dask import DaskExecutor
 
     datasets = [d for d in highrate.load_datasets(sample) if d.is_mc]
 

@@ -8,9 +8,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from highrate.collections import Collection, Events, Group
-from highrate.events import EventSchema
-from highrate.fastarrays import (
+from highrate.arrays.fast import (
     FastArray,
     fast,
     is_packed,
@@ -19,7 +17,9 @@ from highrate.fastarrays import (
     list_positions,
     take_packed,
 )
-from highrate.io.files import BranchInfo
+from highrate.data.io.files import BranchInfo
+from highrate.engine.collections import Collection, Events, Group
+from highrate.engine.events import EventSchema
 
 DTYPES = [np.float32, np.int32, np.bool_]
 
@@ -366,9 +366,9 @@ def test_attrs_are_kept():
 
 
 def test_preselection_filter_matches_awkward():
-    """stages._filter: a record of lazily filtered fields, equal to ``events[mask]`` field by field,
+    """cuts.filter_events: a record of lazily filtered fields, equal to ``events[mask]`` field by field,
     including fields filtered twice, option-type fields (awkward's own path) and added fields."""
-    from highrate.stages import _filter
+    from highrate.engine.stages.cuts import filter_events as _filter
 
     events = make_events()
     events = ak.with_field(events, ak.Array([None if i % 4 == 0 else i for i in range(len(events))]), "opt")

@@ -15,7 +15,7 @@ import pytest
 from compare import assert_same_result
 
 import highrate
-from highrate.cli import main
+from highrate.cli.main import main
 
 HERE = Path(__file__).resolve().parent
 FAULTY = HERE / "faulty_analysis.py"

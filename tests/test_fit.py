@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import uproot
 
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import ConfigError
-from highrate.statmodel import build_workspace, load_inputs, read_datacard, run_fit
+from highrate.outputs.statmodel import build_workspace, load_inputs, read_datacard, run_fit
 
 EDGES = np.linspace(0.0, 100.0, 41)
 CENTRES = 0.5 * (EDGES[1:] + EDGES[:-1])

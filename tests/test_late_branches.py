@@ -19,16 +19,17 @@ from compare import assert_matches_reference, assert_same_result
 from reference_zmumu import analyse, combine, read
 
 import highrate
-from highrate.events import EventSchema
-from highrate.io.files import describe, forget, open_tree
-from highrate.io.reader import read_columns, read_columns_costed
-from highrate.io.sources import AccessOptions
-from highrate.partition import WorkItem
-from highrate.result import accumulate
-from highrate.stages import Dependencies
+from highrate.data.io.files import describe, forget, open_tree
+from highrate.data.io.reader import read_columns, read_columns_costed
+from highrate.data.io.sources import AccessOptions
+from highrate.data.partition import WorkItem
+from highrate.engine.events import EventSchema
+from highrate.engine.result import accumulate
+from highrate.engine.stages.recording import Dependencies
+from highrate.engine.tracing import trace
+from highrate.execution.tasks import AnalysisPayload, DatasetPlan, Task
+from highrate.execution.worker import process_chunk
 from highrate.testing import generate_file
-from highrate.tracing import trace
-from highrate.worker import AnalysisPayload, DatasetPlan, Task, process_chunk
 
 SKIM = {"PV_npvsGood", "Flag_goodVertices", "HLT_IsoMu24", "nMuon", "Muon_pt"}
 BASKET = 1000
@@ -159,8 +160,8 @@ def test_a_skim_reading_more_than_traced_still_gets_its_branches(zmumu_path, nan
              for s in range(0, info.entries, 2000)]
     right = [process_chunk(Task(item, plan, payload)) for item in items]
     full_reads: list[bool] = []
-    real = highrate.worker._run
-    monkeypatch.setattr(highrate.worker, "_run", lambda *a, late: full_reads.append(not late) or real(*a, late=late))
+    real = highrate.execution.worker._run
+    monkeypatch.setattr(highrate.execution.worker, "_run", lambda *a, late: full_reads.append(not late) or real(*a, late=late))
     fallen_back = [process_chunk(Task(item, wrong, payload)) for item in items]
     assert full_reads.count(True) == len(items)  # each chunk: the skim failed on the early branches
     assert all(not r.failed for r in fallen_back)

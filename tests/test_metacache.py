@@ -15,10 +15,10 @@ import pytest
 import uproot
 
 import highrate
+from highrate.data.io import files, metacache
+from highrate.data.io.files import describe, forget, open_tree
+from highrate.data.io.reader import read_columns
 from highrate.errors import MissingBranchError
-from highrate.io import files, metacache
-from highrate.io.files import describe, forget, open_tree
-from highrate.io.reader import read_columns
 from highrate.testing import generate_file
 
 BRANCHES = ["event", "nMuon", "Muon_pt", "Muon_charge", "HLT_IsoMu24", "genWeight"]
@@ -173,7 +173,7 @@ class _RecordingExecutor:
     name = "recording"
 
     def __init__(self) -> None:
-        from highrate.executors.local import SequentialExecutor
+        from highrate.execution.executors.local import SequentialExecutor
 
         self.inner = SequentialExecutor()
         self.functions: list[str] = []

@@ -11,8 +11,8 @@ from compare import assert_matches_reference
 from reference_zmumu import HISTS, analyse, combine, read
 
 import highrate
+from highrate.engine.result import accumulate
 from highrate.outputs.write import write_outputs
-from highrate.result import accumulate
 
 
 def expected(datasets: list[highrate.Dataset]) -> dict[str, dict]:
@@ -98,12 +98,13 @@ def test_data_has_no_weights_and_mc_does(setup):
 
 def test_accumulate_is_associative(setup):
     analysis, datasets, _ = setup
-    from highrate.worker import AnalysisPayload, Task, process_chunk
+    from highrate.execution.tasks import AnalysisPayload, Task
+    from highrate.execution.worker import process_chunk
 
     outcome = highrate.run(analysis, datasets[:1], options=highrate.RunOptions(chunk_size=4000))
     plan = outcome.plans[datasets[0].name]
-    from highrate.io.files import describe
-    from highrate.partition import WorkItem, split_entries
+    from highrate.data.io.files import describe
+    from highrate.data.partition import WorkItem, split_entries
 
     info = describe(datasets[0].files[0], "Events")
     items = [WorkItem(datasets[0].name, info.url, "Events", a, b) for a, b in split_entries(info.entries, info.clusters, 4000)]
@@ -126,7 +127,7 @@ def test_the_analysis_is_pickled_only_to_leave_the_process(setup):
     """A sequential run never pickles the analysis; a payload sent elsewhere carries it by value."""
     import pickle
 
-    from highrate.worker import AnalysisPayload
+    from highrate.execution.tasks import AnalysisPayload
 
     analysis = setup[0]
     payload = AnalysisPayload.of(analysis)

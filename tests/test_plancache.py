@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import highrate
-from highrate import plancache, tracing
+from highrate.engine import plancache, tracing
 
 ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu"
 
@@ -25,7 +25,7 @@ def traces(monkeypatch, tmp_path):
         calls.append(args[0].name)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("highrate.runner.trace", counting)
+    monkeypatch.setattr("highrate.execution.planning.trace", counting)
     return calls
 
 

@@ -1,4 +1,4 @@
-"""highrate.plotting: data/MC plots, their numbers, cutflow tables, errors, the `plot` command."""
+"""highrate.outputs.plotting: data/MC plots, their numbers, cutflow tables, errors, the `plot` command."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("mplhep")
 
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import ConfigError
 from highrate.outputs.histograms import write_pickle
-from highrate.plotting import load_outputs, plot_outputs, stack_contents
-from highrate.plotting.stack import draw_stack, save_figure
+from highrate.outputs.plotting import load_outputs, plot_outputs, stack_contents
+from highrate.outputs.plotting.stack import draw_stack, save_figure
 
 EDGES = np.linspace(60, 120, 11)
 META = {

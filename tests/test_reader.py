@@ -1,4 +1,4 @@
-"""The fast basket reader (highrate.io.reader.read_columns) returns exactly what uproot returns.
+"""The fast basket reader (highrate.data.io.reader.read_columns) returns exactly what uproot returns.
 
 Every comparison is against an independent ``uproot.open`` of the same file: flat branches via
 ``TBranch.array(library="np")``, jagged ones via ``ak.flatten(TBranch.array())``. Compressed
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import uproot
 
+from highrate.data.io.files import OpenTree, forget, open_tree
+from highrate.data.io.reader import read_columns
 from highrate.errors import InputFileError
-from highrate.io.files import OpenTree, forget, open_tree
-from highrate.io.reader import read_columns
 from highrate.testing import generate_file
 
 CODECS = ["zlib", "lzma", "lz4", "zstd"]
@@ -430,7 +430,7 @@ def test_lz4_bit_flip_is_detected(files, tmp_path):
 def test_counts_that_disagree_with_the_baskets(codec_file):
     """Whole baskets are decompressed in place: counts that promise fewer or more values than
     the baskets hold give an error, never a write past the output or a short array."""
-    from highrate.io.baskets import read_branch
+    from highrate.data.io.baskets import read_branch
 
     _, path, tree = codec_file
     handle = open_tree(str(path), "Events")

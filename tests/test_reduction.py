@@ -9,10 +9,10 @@ import pytest
 from compare import assert_same_result
 
 import highrate
-import highrate.runner as runner
+import highrate.execution.chunks as chunks
 from highrate.errors import ExecutorError
-from highrate.executors.dask import DaskExecutor
-from highrate.worker import summarize
+from highrate.execution.executors.dask import DaskExecutor
+from highrate.execution.worker import summarize
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def inputs(sample, zmumu_path):
 def test_tree_on_the_cluster_matches_and_the_driver_gets_summaries(inputs, monkeypatch):
     analysis, datasets = inputs
     flat = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=1000))
-    assert flat.chunks >= 2 * runner.FAN_IN  # at least two levels of the tree
+    assert flat.chunks >= 2 * chunks.FAN_IN  # at least two levels of the tree
 
     import distributed
 
@@ -46,7 +46,7 @@ def test_tree_on_the_cluster_matches_and_the_driver_gets_summaries(inputs, monke
         tree = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=1000), executor=ex)
     assert_same_result(tree.result, flat.result)
     assert all(not r.histograms for r in seen_by_driver)
-    assert combined.count(runner.FAN_IN) >= 2 and sum(combined) >= flat.chunks
+    assert combined.count(chunks.FAN_IN) >= 2 and sum(combined) >= flat.chunks
 
 
 def test_summaries_drop_histograms_only(inputs):
@@ -79,6 +79,6 @@ def test_scheduler_workers_with_another_highrate_are_named(monkeypatch):
     import distributed
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-        monkeypatch.setattr(highrate, "__version__", "0.0-driver")
+        monkeypatch.setattr(highrate._version, "__version__", "0.0-driver")
         with pytest.raises(ExecutorError, match=r"runs highrate .*the driver 0\.0-driver.*Install highrate"):
             DaskExecutor(scheduler=cl.scheduler_address)

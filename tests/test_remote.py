@@ -16,9 +16,9 @@ import pytest
 from compare import assert_same_result
 
 import highrate
+from highrate.data.io.sources import AccessOptions
+from highrate.data.replicas import FileLocations
 from highrate.errors import CredentialError, DatasetError, InputFileError
-from highrate.io.sources import AccessOptions
-from highrate.replicas import FileLocations
 
 
 def _local(sample: Path) -> list[highrate.Dataset]:
@@ -146,7 +146,7 @@ def test_bearer_token_reaches_dask_workers_started_before_it(sample, zmumu_path,
         token_file = tmp_path / "token"
         token_file.write_text("analysis-token-123\n")
         monkeypatch.setenv("BEARER_TOKEN_FILE", str(token_file))  # after the workers started
-        from highrate.executors import make_executor
+        from highrate.execution.executors import make_executor
 
         ex = make_executor("dask", scheduler=cluster.scheduler_address)
         try:
@@ -180,7 +180,7 @@ def test_remote_errors_are_clear(sample, zmumu_path, xrootd_server, tmp_path):
     with pytest.raises(InputFileError) as info:
         highrate.run(analysis, [replace(mc, files=(missing,))])
     assert repr(missing) in str(info.value) and "does not exist" in str(info.value)
-    from highrate.testing.storage import free_port
+    from servers.storage import free_port
 
     dead = f"root://127.0.0.1:{free_port()}//data/file.root"
     t0 = time.perf_counter()

@@ -15,8 +15,8 @@ import yaml
 from compare import assert_same_result
 
 import highrate
+from highrate.data.replicas import FileLocations, ReplicasExhausted, first_working, ordered
 from highrate.errors import DatasetError, InputFileError
-from highrate.replicas import FileLocations, ReplicasExhausted, first_working, ordered
 
 
 def _mc(sample: Path) -> highrate.Dataset:
@@ -71,19 +71,19 @@ def test_a_replica_that_is_another_file_is_refused(sample, zmumu_path, tmp_path)
     # describe the file from its true copy, then let chunks meet the impostor first
     from dataclasses import replace
 
-    from highrate import runner
+    from highrate.execution import runner
 
-    real_items = runner._items
+    real_items = runner.work_items
 
     def impostor_first(dataset, files, options):
         return [replace(i, replicas=(str(impostor), *i.sources)) if i.url == first else i
                 for i in real_items(dataset, files, options)]
 
-    runner._items = impostor_first
+    runner.work_items = impostor_first
     try:
         run = highrate.run(analysis, [mc], options=highrate.RunOptions(chunk_size=5000))
     finally:
-        runner._items = real_items
+        runner.work_items = real_items
     assert_same_result(run.result, reference)
     (failure, *_) = run.result.files[first]["replica_failures"]
     assert failure["replica"] == str(impostor)
@@ -121,7 +121,7 @@ def test_replica_disappearing_mid_run_fails_over(sample, zmumu_path, tmp_path):
     def progress(p):
         if p.stage == "chunks" and p.done == 2 and not seen:
             seen.append(p.done)
-            from highrate.io.files import forget
+            from highrate.data.io.files import forget
 
             for copy in copies.values():  # the storage loses the copies; open handles go too
                 Path(copy[0]).unlink()
@@ -192,7 +192,7 @@ def test_chunks_that_lose_every_replica_are_reported_with_each(sample, zmumu_pat
     def progress(p):
         if p.stage == "chunks" and p.done == 1 and copy.exists():
             copy.unlink()
-            from highrate.io.files import forget
+            from highrate.data.io.files import forget
 
             forget(str(copy))
 

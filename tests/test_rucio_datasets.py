@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 from compare import assert_same_result
+from servers.rucio import FileSpec, adler32_of, protocol
 
 import highrate
-from highrate.cli import main
+from highrate.cli.main import main
 from highrate.errors import CatalogError, DatasetError
-from highrate.testing.rucio_server import FileSpec, adler32_of, protocol
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 from fixtures_rucio import start_rucio_server
-
-from highrate.testing.rucio_server import FileSpec, RucioServer, adler32_of, protocol
+from servers.rucio import FileSpec, RucioServer, adler32_of, protocol
 
 SCOPE, DATASET = "user.test", "zmumu_2files"
 ROOT_PFN = "root://127.0.0.1:1094//data/zmumu/{}"

@@ -18,8 +18,8 @@ import pytest
 from compare import assert_same_result
 
 import highrate
-from highrate.cli import main
-from highrate.executors import make_executor
+from highrate.cli.main import main
+from highrate.execution.executors import make_executor
 
 START = Path(__file__).resolve().parents[1] / ".ci" / "start-slurm.sh"
 

@@ -1,9 +1,9 @@
-"""The storage servers of highrate.testing.storage are real and uproot reads through them.
+"""The storage servers of servers.storage are real and uproot reads through them.
 
 Each test writes a small NanoAOD-like TTree with uproot and reads it back over ``root://`` or
 ``https://``. Timings measured on a 2-core machine: each server starts in about 10-20 ms; a
 stopped XRootD server fails an open in about 2 ms (with the fixtures' ``XRD_*`` settings, see
-highrate.testing.storage), a paused one after fsspec-xrootd's ``timeout`` plus up to
+servers.storage), a paused one after fsspec-xrootd's ``timeout`` plus up to
 ``XRD_TIMEOUTRESOLUTION``; a stopped nginx in about 2 ms.
 """
 
@@ -25,8 +25,7 @@ import psutil
 import pytest
 import requests
 import uproot
-
-from highrate.testing.storage import (
+from servers.storage import (
     XROOTD_CLIENT_ENV,
     NginxServer,
     ServerUnavailable,
@@ -279,7 +278,7 @@ def test_servers_start_quickly_and_leave_nothing_running(
 
 def test_missing_binary_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr("highrate.testing.storage._SBIN", ())
+    monkeypatch.setattr("servers.storage._SBIN", ())
     with pytest.raises(ServerUnavailable, match="xrootd is not installed"):
         XRootDServer(tmp_path / "data", tmp_path / "work").start()
     with pytest.raises(ServerUnavailable, match="nginx is not installed"):

@@ -164,7 +164,7 @@ def test_up_and_down_share_one_dict_per_chunk(mc, zmumu_path):
 def test_unchanged_histograms_are_not_filled_again(mc, monkeypatch):
     """JES moves no muon: in the category without a jet cut, the muon histograms of JESUp/Down are
     the nominal ones, copied rather than filled again; everything else is filled."""
-    from highrate.stages import ChunkRecorder
+    from highrate.engine.stages.chunk_recorder import ChunkRecorder
 
     copied = set()
     real = ChunkRecorder.same

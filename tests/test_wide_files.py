@@ -17,7 +17,7 @@ from compare import assert_matches_reference
 from reference_zmumu import analyse, combine, read
 
 import highrate
-from highrate.io import files as files_module
+from highrate.data.io import files as files_module
 from highrate.testing import generate_file
 
 EXTRA = 1200  # extra branches: about 1250 in all, like a slim CMSSW NanoAOD

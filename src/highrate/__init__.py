@@ -1,23 +1,15 @@
 """highrate: high-rate, declarative columnar analysis of flat collision data (CMS NanoAOD)."""
 
-from __future__ import annotations
-
-from highrate.analysis import (
-    Analysis,
-    Axis,
-    Columns,
-    Cut,
-    Histogram,
-    ShapeVariation,
-    Weight,
-    load_analysis,
-)
-from highrate.datasets import Dataset, load_datasets
+from highrate._version import __version__
+from highrate.data.datasets import Dataset, load_datasets
+from highrate.engine.result import Result, accumulate
 from highrate.errors import HighrateError
-from highrate.result import Result, accumulate
-from highrate.runner import Progress, RunOptions, RunOutcome, run
-
-__version__ = "0.1.0"
+from highrate.execution.options import Progress, RunOptions, RunOutcome
+from highrate.execution.runner import run
+from highrate.spec.analysis import Analysis
+from highrate.spec.histograms import Axis, Columns, Histogram
+from highrate.spec.loading import load_analysis
+from highrate.spec.steps import Cut, ShapeVariation, Weight
 
 __all__ = [
     "Analysis",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 
-from highrate.analysis import Cut
 from highrate.errors import ConfigError
+from highrate.spec.steps import Cut
 
 
 def cartesian(groups: Mapping[str, Mapping[str, Sequence[Cut]]], *, sep: str = "_") -> dict[str, tuple[Cut, ...]]:

@@ -29,6 +29,10 @@ class UnknownQuantityError(ConfigError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class CorrectionError(ConfigError):
+    """A correction file is missing or invalid, or a correction cannot be evaluated on its inputs."""
+
+
 class InputFileError(HighrateError, OSError):
     """A file is missing, unreadable, not ROOT, truncated, or lacks the tree."""
 

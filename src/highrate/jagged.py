@@ -13,7 +13,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.fastarrays import fast
+from highrate.arrays.fast import fast
 
 
 def is_typetracer(array: Any) -> bool:

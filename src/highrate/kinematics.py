@@ -17,7 +17,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from highrate.fastarrays import is_packed, list_index, list_items
+from highrate.arrays.fast import is_packed, list_index, list_items
 from highrate.jagged import flat_parts, is_typetracer, unflatten
 
 

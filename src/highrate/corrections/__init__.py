@@ -25,12 +25,12 @@ import numpy as np
 from highrate.corrections._evaluate import _gather, call_each, evaluate
 from highrate.corrections._load import (
     Correction,
-    CorrectionError,
     CorrectionInput,
     clear_cache,
     load_correction,
     load_correction_set,
 )
+from highrate.errors import CorrectionError
 from highrate.jagged import flat_parts, is_typetracer
 
 __all__ = [

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from highrate.binning import upper_bound
+from highrate.arrays.search import upper_bound
 
 
 @dataclass(frozen=True)

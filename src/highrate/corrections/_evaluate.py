@@ -5,16 +5,29 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import awkward as ak
 import numpy as np
 
+from highrate.arrays.fast import list_index, list_items
 from highrate.corrections._dense import dense_of, lookup, lookup_each
-from highrate.corrections._load import Correction, CorrectionError
-from highrate.errors import did_you_mean
-from highrate.fastarrays import list_index, list_items
+from highrate.errors import CorrectionError, did_you_mean
 from highrate.jagged import flat_parts, is_typetracer, unflatten
+
+
+class Correction(Protocol):
+    """What evaluation needs of a correction: :class:`highrate.corrections.Correction` (made by
+    ``_load.load_correction``, which evaluates through this module) is one."""
+
+    path: Path
+    name: str
+    inputs: tuple[Any, ...]
+    output: Any
+    _impl: Any
+
+    def signature(self) -> str: ...
 
 
 def _is_jagged(array: ak.Array) -> bool:
@@ -110,7 +123,7 @@ def evaluate(correction: Correction, *inputs: Any) -> Any:
     inputs must have the same structure, and per-event inputs are repeated for every object).
     Returns a numpy array (a jagged awkward array for jagged inputs, a float for scalars only).
     """
-    if not isinstance(correction, Correction):
+    if getattr(correction, "_impl", None) is None:  # not a Correction of _load
         raise CorrectionError(
             f"evaluate() needs a Correction from load_correction(path, name), got {type(correction).__name__}."
         )

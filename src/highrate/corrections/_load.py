@@ -8,11 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from highrate.errors import ConfigError, did_you_mean
-
-
-class CorrectionError(ConfigError):
-    """A correction file is missing or invalid, or a correction cannot be evaluated on its inputs."""
+from highrate.corrections._evaluate import evaluate
+from highrate.errors import CorrectionError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -39,8 +36,6 @@ class Correction:
         self.description = getattr(impl, "description", None) or ""
 
     def evaluate(self, *inputs: Any) -> Any:
-        from highrate.corrections._evaluate import evaluate
-
         return evaluate(self, *inputs)
 
     __call__ = evaluate

@@ -13,7 +13,7 @@ from pathlib import Path
 import hist
 import uproot
 
-from highrate.result import HistKey
+from highrate.engine.result import HistKey
 
 
 def hist_path(key: HistKey) -> str:

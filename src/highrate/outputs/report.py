@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from highrate.analysis import Analysis
-from highrate.runner import RunOptions, RunOutcome
+from highrate.execution.options import RunOptions, RunOutcome
+from highrate.spec.analysis import Analysis
 
 PACKAGES = ("highrate", "uproot", "awkward", "numpy", "hist", "boost-histogram", "dask", "distributed")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from highrate.analysis import Analysis
+from highrate.execution.options import RunOptions, RunOutcome
 from highrate.outputs.histograms import write_pickle, write_root
 from highrate.outputs.report import build_report, write_report
-from highrate.runner import RunOptions, RunOutcome
+from highrate.spec.analysis import Analysis
 
 
 def write_outputs(

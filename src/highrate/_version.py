@@ -1,0 +1,3 @@
+"""highrate's version, in a module of its own so that every layer can read it without a circle."""
+
+__version__ = "0.1.0"

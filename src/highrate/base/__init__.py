@@ -1,0 +1,1 @@
+"""What every layer may use: the cache folder, the plugin registry, calls bounded by a timeout."""

@@ -1,0 +1,1 @@
+"""The ``highrate`` command: its verbs (``main``), the terminal output and the demo's inputs."""

@@ -1,0 +1,93 @@
+"""Console output for the command line: a progress bar while running and the summary table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from highrate.execution.options import Progress as RunProgress
+
+console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
+    """A callback for :func:`highrate.run` that drives a rich progress bar."""
+    if not enabled:
+        yield lambda p: None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(p: RunProgress) -> None:
+        if p.stage not in tasks:
+            label = "metadata " if p.stage == "files" else "chunks   "
+            tasks[p.stage] = bar.add_task(label, total=p.total, rate="")
+        task = tasks[p.stage]
+        rate = ""
+        if p.stage == "chunks" and p.elapsed_s > 0:
+            rate = (f"{p.rate(p.events) / 1e6:.2f} M ev/s · skim {p.rate(p.skimmed) / 1e6:.2f} · "
+                    f"presel {p.rate(p.preselected) / 1e6:.2f} · {p.rate(p.bytes_read) / 1e6:.0f} MB/s"
+                    f" · {len(p.workers)} worker(s)")
+            if p.retried:
+                rate += f" [yellow]{p.retried} retried"
+            if p.failed:
+                rate += f" [red]{p.failed} failed"
+        bar.update(task, completed=p.done, total=p.total, rate=rate)
+
+    with bar:
+        yield update
+
+
+def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
+    """The PocketCoffea-style table: Total / Skimmed / Preselected, events and events/s."""
+    table = Table(title=f"highrate — {report['analysis']['name']} ({report['options']['executor']})")
+    table.add_column("")
+    table.add_column("events", justify="right")
+    table.add_column("events/s", justify="right")
+    for label, key in (("Total", "total"), ("Skimmed", "skimmed"), ("Preselected", "preselected")):
+        n = report["events"][key]
+        table.add_row(label, f"{n:,}", f"{n / report['wall_s']:,.0f}" if report["wall_s"] else "-")
+    console.print(table)
+    console.print(
+        f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "
+        f"({report['mb_per_s']:,.1f} MB/s) · chunks {report['chunks']['processed']}/{report['chunks']['total']}"
+    )
+    remote = {k: v for k, v in report.get("sources", {}).items() if k != "local"}
+    for name, src in remote.items():
+        console.print(
+            f"{escape(name)}: {src['bytes'] / 1e6:,.1f} MB in {src['requests']:,} requests "
+            f"({src['mb_per_s']:,.1f} MB/s, {src['chunks']} chunks)", highlight=False
+        )
+    switched = [(n, f) for n, f in report.get("files", {}).items() if f["replica_failures"]]
+    if switched:
+        console.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
+        for name, f in switched[:5]:
+            bad = ", ".join(sorted({x["replica"] for x in f["replica_failures"]}))
+            used = ", ".join(f["served_by"]) or "none"
+            console.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
+    if report["failed_chunks"]:
+        console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
+        for f in report["failed_chunks"][:5]:
+            where = "whole file" if f["entry_start"] is None else f"entries [{f['entry_start']}, {f['entry_stop']})"
+            line = f"{f['dataset']}: {f['file']} {where}: {f['error']}"
+            console.print(f"  [red]-[/red] {escape(line)}")
+    if outdir:
+        console.print(f"outputs in [bold]{escape(str(outdir))}[/bold]: histograms.root, histograms.pkl, report.json")

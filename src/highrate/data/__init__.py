@@ -1,0 +1,1 @@
+"""Where the events are: datasets, Rucio, replicas, credentials, partitioning into chunks, and ``io/``."""

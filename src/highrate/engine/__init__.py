@@ -1,0 +1,1 @@
+"""What happens to one chunk: events from columns, tracing, the stage pipeline, binning, results."""

@@ -1,0 +1,165 @@
+"""After the objects, for one shape variation: preselection → quantities → weights →
+categories and subsamples → histogram fills and saved columns, reusing the nominal pass's
+results that read nothing the variation changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import awkward as ak
+
+from highrate.engine.collections import recording_fields
+from highrate.engine.quantities import Filled, evaluate, to_numpy
+from highrate.engine.stages.cuts import and_cuts, both, guard, is_tracing, select
+from highrate.engine.stages.recording import NOMINAL, Recorder
+from highrate.engine.weights import WeightSet, event_weights
+from highrate.spec.analysis import Analysis
+from highrate.spec.histograms import QUANTITY_PATTERN
+from highrate.spec.steps import Cut, arity, call_with
+
+
+@dataclass
+class Pass:
+    """What one pass of ``_downstream`` computed, and the event fields each part read, so that a
+    shape variation reuses whatever does not depend on the fields it changed."""
+
+    events: Any = None  # the preselected events, objects included
+    cat_masks: dict[str, Any] = field(default_factory=dict)
+    part_masks: dict[str | None, Any] = field(default_factory=dict)  # subsamples' masks (None: no subsamples)
+    presel_mask: Any = None
+    presel_deps: frozenset[str] = frozenset()
+    computed: dict[str, Any] = field(default_factory=dict)
+    computed_deps: dict[str, frozenset[str]] = field(default_factory=dict)
+    weights: WeightSet | None = None
+    weight_deps: frozenset[str] = frozenset()
+    filled: dict[str, list[Filled]] = field(default_factory=dict)
+    cuts: dict[int, Any] = field(default_factory=dict)
+    cut_deps: dict[int, frozenset[str]] = field(default_factory=dict)
+
+
+
+def downstream(
+    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str,
+    *, nominal: Pass | None = None, changed: set[str] | None = None, preselected: bool = False,
+) -> Pass:
+    """Preselection, quantities, weights, categories and histograms for one shape variation.
+
+    For a variation, ``nominal`` and ``changed`` (fields and objects it altered) allow reuse:
+    when the preselection reads nothing changed, its mask is the nominal one, and then every
+    quantity, weight, category cut and histogram input that reads nothing changed is reused.
+    ``preselected``: the events are the nominal preselection's already.
+    """
+    is_nominal = nominal is None
+    stage = Pass()
+    changed = set(changed or ())
+    same_events = False
+    if nominal is not None and (preselected or not (nominal.presel_deps & changed)):
+        stage.presel_mask, same_events = nominal.presel_mask, True
+        if not preselected and stage.presel_mask is not None:
+            events = events[stage.presel_mask]
+    else:
+        with recording_fields() as seen:
+            events, stage.presel_mask = select(
+                events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
+            )
+        stage.presel_deps = frozenset(seen)
+    stage.events = events
+
+    def reusable(deps: frozenset[str]) -> bool:
+        return nominal is not None and same_events and not (deps & changed)
+
+    for name, fn in analysis.quantities.items():
+        if reusable(nominal.computed_deps.get(name, frozenset()) if nominal else frozenset()):
+            stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
+            continue
+        with recording_fields() as seen:
+            stage.computed[name] = guard(partial(call_with, fn, arity(fn, name), events, {}, meta),
+                                          f"quantity {name!r}", events)
+        stage.computed_deps[name] = frozenset(seen)
+        changed.add(name)
+    if nominal is not None and reusable(nominal.weight_deps):
+        stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
+    else:
+        with recording_fields() as seen:
+            stage.weights = event_weights(
+                analysis.weights, events, meta, tracing=is_tracing(events),
+                call=lambda w: guard(partial(w, events, meta), f"weight {w.name!r}", events),
+            )
+        stage.weight_deps = frozenset(seen)
+    for h in analysis.histograms:
+        bases = set().union(*(_base_fields(a.quantity) for a in h.axes))
+        if nominal is not None and same_events and not (bases & changed):
+            stage.filled[h.name] = nominal.filled[h.name]
+        else:
+            where = f"histogram {h.name!r}"
+            stage.filled[h.name] = [_numpy(evaluate(events, a.quantity, stage.computed, where=where), where)
+                                    for a in h.axes]
+
+    def masks(cuts: tuple[Cut, ...], where: str) -> Any:
+        for cut in cuts:
+            if id(cut) in stage.cuts:
+                continue
+            if nominal is not None and id(cut) in nominal.cuts and reusable(nominal.cut_deps[id(cut)]):
+                stage.cuts[id(cut)] = nominal.cuts[id(cut)]
+                continue
+            with recording_fields() as seen:
+                and_cuts(events, (cut,), meta, where, stage.cuts)
+            stage.cut_deps[id(cut)] = frozenset(seen)
+        return and_cuts(events, cuts, meta, where, stage.cuts)
+
+    weights = stage.weights
+    filled = stage.filled
+    parts = analysis.subsamples.get(meta.get("sample", ""), {})
+    targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
+               for part, cuts in parts.items()] or [(None, None)]
+    stage.part_masks = dict(targets)
+    cat_masks = stage.cat_masks
+    for cat, cuts in analysis.categories.items():
+        cat_masks[cat] = masks(cuts, f"category {cat!r}")
+    # weight variations are taken on the nominal objects only
+    fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
+    for dataset, part_mask in targets:
+        cat_part = {cat: both(cat_mask, part_mask) for cat, cat_mask in cat_masks.items()}
+        if is_nominal:
+            for cat, mask in cat_part.items():
+                recorder.category(cat, mask, weights.nominal, dataset=dataset)
+        same_weights = (nominal is not None and same_events and weights.nominal is nominal.weights.nominal
+                        and part_mask is nominal.part_masks.get(dataset))
+        unchanged = {cat for cat in cat_part if same_weights and cat_masks[cat] is nominal.cat_masks.get(cat)}
+        for h in analysis.histograms:
+            same_values = nominal is not None and filled[h.name] is nominal.filled[h.name]
+            for cat in unchanged if same_values else ():
+                recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
+            todo = {cat: mask for cat, mask in cat_part.items() if not (same_values and cat in unchanged)}
+            if todo:
+                recorder.fill(h, todo, filled[h.name], fills, dataset=dataset)
+
+    if is_nominal and analysis.save_columns is not None:
+        spec = analysis.save_columns
+        values = {name: evaluate(events, q, stage.computed, where=f"column {name!r}") for name, q in spec.fields.items()}
+        chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
+        for dataset, part_mask in targets:
+            recorder.columns(values, {c: both(m, part_mask) for c, m in chosen.items()}, weights.nominal,
+                             dataset=dataset)
+    return stage
+
+
+
+def _numpy(filled: Filled, where: str) -> Filled:
+    """Values as numpy once per pass, not once per category and variation."""
+    if isinstance(filled.values, ak.Array) and is_tracing(filled.values):
+        return filled
+    return Filled(to_numpy(filled.values, where=where), filled.index, filled.nth)
+
+
+
+def _base_fields(quantity: str) -> set[str]:
+    """The event fields or quantities a histogram axis may read (``nJetGood`` reads ``JetGood``)."""
+    m = QUANTITY_PATTERN.match(quantity)
+    assert m is not None
+    base = m["base"]
+    return {base, base[1:]} if base.startswith("n") else {base}

@@ -1,0 +1,1 @@
+"""Running an analysis over datasets: the runner, workers, checkpoints, ``executors/``, ``clusters/``."""

@@ -1,0 +1,172 @@
+"""Running the chunks: each task to success once (resumed from checkpoints, retried, or reported
+failed), with progress, merged as results arrive in a reduction tree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from highrate._version import __version__
+from highrate.engine.result import Result, accumulate
+from highrate.execution.checkpoint import CheckpointStore, chunk_key
+from highrate.execution.executors import Executor, supported_options
+from highrate.execution.failures import as_error, retryable
+from highrate.execution.options import Progress, RunOptions
+from highrate.execution.tasks import Task
+from highrate.execution.worker import (
+    Outcome,
+    merge,
+    process_indexed,
+    summarize,
+)
+from highrate.execution.worker import failure as chunk_failure
+
+
+class Tally:
+    """Running totals for progress reports, overall and per worker."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.totals = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
+        self.workers: dict[str, dict[str, int]] = {}
+
+    def add(self, result: Result, worker: str | None) -> None:
+        mine = self.workers.setdefault(worker, {"chunks": 0, "events": 0, "bytes_read": 0}) if worker else None
+        for c in result.counts.values():
+            for key, source in (("events", "total"), ("skimmed", "skimmed"), ("preselected", "preselected"),
+                                ("bytes_read", "bytes_read")):
+                self.totals[key] += int(c.get(source, 0))
+            if mine is not None:
+                mine["chunks"] += 1
+                mine["events"] += int(c.get("total", 0))
+                mine["bytes_read"] += int(c.get("bytes_read", 0))
+
+    def progress(self, done: int, total: int, failed: int, retried: int) -> Progress:
+        return Progress("chunks", done, total, failed=failed, retried=retried,
+                        elapsed_s=time.perf_counter() - self.start,
+                        workers={k: dict(v) for k, v in self.workers.items()}, **self.totals)
+
+
+
+FAN_IN = 16  # results merged per node of the reduction tree
+
+
+
+def run_chunks(
+    ex: Executor, tasks: list[Task], options: RunOptions, report: Callable[[Progress], None]
+) -> tuple[Result, dict[str, Any]]:
+    """Run every task once to success: resumed from checkpoints, retried, or reported failed.
+
+    Each task index is accepted at most once, so nothing is double counted however often an
+    executor or a retry runs it. Results are merged as they arrive in a tree of fan-in
+    ``FAN_IN``: on the cluster for executors that keep results remote (Dask), else here.
+    """
+    store = CheckpointStore(options.checkpoint_dir) if options.checkpoint_dir else None
+    version = __version__
+    keys = [chunk_key(t.item, t.plan, t.analysis.hash, version) for t in tasks]
+    tree = ReductionTree(ex)
+    accepted: set[int] = set()
+    counts: dict[str, Any] = {"computed": 0, "resumed": 0, "retried": 0}
+    tally = Tally()
+    if store is not None and options.resume:
+        for i, key in enumerate(keys):
+            stored = store.load(key)
+            if stored is not None:
+                accepted.add(i)
+                tally.add(stored, None)
+                tree.add(stored)
+        counts["resumed"] = len(accepted)
+    if store is not None:
+        tasks = [replace(t, checkpoint=(str(store.directory), key)) for t, key in zip(tasks, keys, strict=True)]
+    tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir) for t in tasks]
+    pending = [i for i in range(len(tasks)) if i not in accepted]
+    failures: dict[int, dict[str, Any]] = {}
+    failed_files: dict[int, dict[str, Any]] = {}
+    report(tally.progress(len(accepted), len(tasks), 0, 0))
+    for attempt in range(options.retries + 1):
+        if not pending:
+            break
+        if attempt:
+            counts["retried"] += len(pending)
+        for (i, r, worker), ref in _map_keep(ex, [(i, tasks[i]) for i in pending]):
+            if i in accepted:
+                continue
+            if r.failed:
+                failures[i] = {**r.failed[0], "attempts": attempt + 1}
+                failed_files[i] = r.files  # the replicas it tried, for the report
+                final = not retryable(r.failed[0]) or attempt == options.retries
+                if final and not options.skip_bad_files:
+                    raise as_error(failures[i])
+                continue
+            failures.pop(i, None)
+            accepted.add(i)
+            counts["computed"] += 1
+            tally.add(r, worker)
+            tree.add(ref)
+            report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
+        pending = [i for i in pending if i not in accepted and retryable(failures[i])]
+    counts["workers"] = tally.workers
+    lost = sorted(failures)
+    merged = accumulate([tree.result(), Result(failed=[failures[i] for i in lost]),
+                         *(Result(files=failed_files[i]) for i in lost)])
+    return merged, counts
+
+
+
+def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outcome, Any]]:
+    """(outcome summary, reference to the full outcome) for each job, in completion order."""
+    # a chunk goes where its file is open already; a chunk whose worker died is retried
+    extra = supported_options(ex, affinity=_file_of_job, on_lost=_chunk_lost)
+    map_keep = getattr(ex, "map_keep", None)
+    if map_keep is not None:
+        yield from map_keep(process_indexed, jobs, summarize, **extra)
+        return
+    for outcome in ex.map_unordered(process_indexed, jobs, **extra):
+        yield outcome, outcome
+
+
+
+
+def _file_of_job(job: tuple[int, Task]) -> str:
+    return job[1].item.url
+
+
+
+def _chunk_lost(job: tuple[int, Task], err: Exception) -> Outcome:
+    return job[0], chunk_failure(job[1].item, err), "lost"
+
+
+
+class ReductionTree:
+    """Merges results level by level as they arrive: FAN_IN results make one node above.
+
+    Memory stays at about FAN_IN results per level, and the driver receives one result at the
+    end. With an executor that can combine remotely, every node is a task on the cluster.
+    """
+
+    def __init__(self, ex: Executor) -> None:
+        self.ex = ex
+        self.levels: list[list[Any]] = []
+
+    def add(self, ref: Any, level: int = 0) -> None:
+        while len(self.levels) <= level:
+            self.levels.append([])
+        self.levels[level].append(ref)
+        if len(self.levels[level]) == FAN_IN:
+            parts, self.levels[level] = self.levels[level], []
+            self.add(self._combine(parts), level + 1)
+
+    def _combine(self, parts: list[Any]) -> Any:
+        combine = getattr(self.ex, "combine", None)
+        return combine(merge, parts) if combine is not None else merge(*parts)
+
+    def result(self) -> Result:
+        rest = [ref for level in self.levels for ref in level]
+        if not rest:
+            return Result()
+        fetch = getattr(self.ex, "fetch", None)
+        final = self._combine(rest)
+        return fetch(final) if fetch is not None else final

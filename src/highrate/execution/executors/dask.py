@@ -1,0 +1,134 @@
+"""A Dask executor: a LocalCluster of worker processes by default, or an existing scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from highrate import _version
+from highrate.errors import ConfigError, ExecutorError, WorkerLostError
+from highrate.execution.clusters.environment import check_workers
+
+log = logging.getLogger(__name__)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as err:  # pragma: no cover - distributed is a core dependency
+        raise ConfigError("the dask executor needs distributed: pip install 'dask[distributed]'") from err
+    return distributed
+
+
+class DaskExecutor:
+    """Chunks become Dask tasks; results stream back as they complete.
+
+    Dask reruns a task whose worker died; one that keeps killing its workers fails with
+    ``KilledWorker``, which comes back as ``on_lost(item, WorkerLostError)`` when given.
+    """
+
+    name = "dask"
+    takes = frozenset({"on_lost"})  # keyword arguments of map_unordered / map_keep beyond the protocol
+
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
+        distributed = _import_distributed()
+        self._cluster = None
+        try:
+            if scheduler:
+                self.client = distributed.Client(scheduler, timeout="20s")
+                self._check_workers(scheduler)
+            else:
+                self._cluster = distributed.LocalCluster(
+                    n_workers=workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",
+                    host="127.0.0.1",
+                )
+                self.client = distributed.Client(self._cluster)
+        except OSError as err:
+            raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler!r}: {err}") from err
+        log.info("Dask dashboard: %s", self.client.dashboard_link)
+
+    def _check_workers(self, scheduler: str) -> None:
+        """Workers of an existing cluster must run the driver's highrate; say which do not."""
+
+        try:
+            check_workers(
+                self.client, expected=_version.__version__,
+                hint=f"Install highrate {_version.__version__} in the environment of the workers of {scheduler}.",
+            )
+        except BaseException:
+            self.client.close()
+            raise
+
+    @classmethod
+    def from_client(cls, client: Any, *, cluster: Any = None) -> DaskExecutor:
+        """Wrap a connected ``distributed.Client``; ``cluster`` (if given) is closed with it."""
+        executor = cls.__new__(cls)
+        executor.client = client
+        executor._cluster = cluster
+        return executor
+
+    @property
+    def dashboard_link(self) -> str:
+        return str(self.client.dashboard_link)
+
+    def map_unordered(
+        self, function: Callable[[Any], Any], items: Iterable[Any], *,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
+    ) -> Iterator[Any]:
+        distributed = _import_distributed()
+        items = list(items)
+        futures = dict(zip(self.client.map(function, items, pure=False), items, strict=True))
+        for future in distributed.as_completed(futures):
+            yield _result(future, futures[future], on_lost)
+            future.release()
+
+    def map_keep(
+        self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any], *,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
+    ) -> Iterator[tuple[Any, Any]]:
+        """Like ``map_unordered``, but results stay on the workers: yields (summary, future).
+
+        Only ``summarize(result)`` travels to the driver; the futures feed ``combine``. A lost
+        worker's results are recomputed by Dask from the task graph. An item given up on comes
+        back as ``(on_lost(item, error), None)``.
+        """
+        distributed = _import_distributed()
+        items = list(items)
+        futures = self.client.map(function, items, pure=False)
+        summaries = {self.client.submit(summarize, f, pure=False): (f, item)
+                     for f, item in zip(futures, items, strict=True)}
+        for summary in distributed.as_completed(summaries):
+            future, item = summaries.pop(summary)
+            result = _result(summary, item, on_lost)
+            yield result, (None if future.status == "error" else future)
+            summary.release()
+
+    def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
+        """One reduction node, as a task on the cluster next to its inputs."""
+        return self.client.submit(function, *refs, pure=False)
+
+    def fetch(self, ref: Any) -> Any:
+        return ref.result()
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _result(future: Any, item: Any, on_lost: Callable[[Any, WorkerLostError], Any] | None) -> Any:
+    """The future's result; a task that kept killing its workers becomes ``on_lost``'s answer."""
+    distributed = _import_distributed()
+    try:
+        return future.result()
+    except distributed.KilledWorker as err:
+        lost = WorkerLostError(f"the Dask workers running this item died each time it ran ({err}): "
+                               "out of memory, or a crash in compiled code?")
+        if on_lost is None:
+            raise lost from err
+        return on_lost(item, lost)

@@ -1,0 +1,72 @@
+"""What a run is told (:class:`RunOptions`), what it reports as it goes (:class:`Progress`) and what
+it returns (:class:`RunOutcome`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from highrate.data.io.files import FileInfo
+from highrate.engine.result import Result
+from highrate.execution.tasks import DatasetPlan
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: executor, chunking, limits and the policy for bad input."""
+
+    executor: str = "sequential"
+    workers: int | None = None
+    scheduler: str | None = None
+    cluster: str | None = None
+    chunk_size: int = 250_000
+    limit_files: int | None = None
+    limit_chunks: int | None = None
+    skip_bad_files: bool = False
+    retries: int = 2  # extra attempts for a failing chunk before it is reported
+    checkpoint_dir: str | None = None  # store each chunk's result here as it completes
+    resume: bool = False  # reuse the results already in checkpoint_dir
+    chunk_timeout: float | None = None  # seconds a chunk's read (or a file's opening) may take
+    columns_dir: str | None = None  # where Analysis.save_columns writes its Parquet files
+
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress update: ``stage`` is "files" or "chunks"; counts are cumulative.
+
+    ``workers`` maps a worker (``host:pid``) to its ``chunks``, ``events`` and ``bytes_read``.
+    """
+
+    stage: str
+    done: int
+    total: int
+    events: int = 0
+    failed: int = 0
+    skimmed: int = 0
+    preselected: int = 0
+    bytes_read: int = 0
+    retried: int = 0
+    elapsed_s: float = 0.0
+    workers: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def rate(self, amount: float) -> float:
+        """``amount`` per second of elapsed time."""
+        return amount / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+
+@dataclass
+class RunOutcome:
+    """The merged result and what the report needs to describe the run."""
+
+    result: Result
+    wall_s: float
+    plans: dict[str, DatasetPlan]
+    files: dict[str, list[FileInfo]]
+    chunks: int
+    executor: str
+    dashboard: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    chunk_counts: dict[str, Any] = field(default_factory=dict)  # computed, resumed, retried, workers

@@ -1,0 +1,239 @@
+"""What runs on a worker for one chunk: read columns → build events → stages → a Result."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from highrate.data.io.baskets import FetchStats
+from highrate.data.io.files import describe, forget, opened
+from highrate.data.io.reader import read_columns_costed
+from highrate.data.io.sources import AccessOptions, endpoint, server_checksum
+from highrate.data.partition import WorkItem
+from highrate.data.replicas import FileLocations, ReplicaMismatch, first_working, suspect
+from highrate.engine.events import filter_arrays
+from highrate.engine.result import Result, accumulate
+from highrate.engine.stages.chunk_recorder import ChunkRecorder
+from highrate.engine.stages.pipeline import run_stages
+from highrate.errors import HighrateError, InputFileError, UnknownQuantityError
+from highrate.execution.allocator import keep_freed_memory
+from highrate.execution.checkpoint import CheckpointStore
+from highrate.execution.tasks import DatasetPlan, Task
+from highrate.spec.analysis import Analysis
+
+
+def process_chunk(task: Task) -> Result:
+    """Process one chunk. Never raises: a failure comes back in ``Result.failed``."""
+    item, plan = task.item, task.plan
+    keep_freed_memory()  # workers not forked from the driver (forkserver, Dask) tune themselves
+    replica_failures: list[dict[str, Any]] = []
+    try:
+        analysis = task.analysis.get()
+        try:
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=True)
+        except UnknownQuantityError:
+            if not plan.late:
+                raise
+            # the skim read a branch tracing did not see it read: read everything before it
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=False)
+    except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
+        if not isinstance(err, HighrateError):
+            for replica in item.sources:
+                forget(replica)
+        failed = failure(item, err)
+        failed.files[item.url] = {"replica_failures": getattr(err, "failures", replica_failures)}
+        return failed
+    if recorder.tables and task.columns_dir:
+        try:
+            _write_columns(task.columns_dir, item, recorder.tables)
+        except Exception as err:
+            return failure(item, err)
+    result = recorder.result
+    cutflow = result.cutflow[item.dataset]
+    result.counts[item.dataset] = {
+        "total": item.entries,
+        "skimmed": cutflow.get("skim", item.entries),
+        "preselected": cutflow.get("presel", item.entries),
+        "bytes_read": nbytes,
+        "chunks": 1,
+    }
+    result.files[item.url] = {"served_by": {served: 1}, "replica_failures": replica_failures}
+    result.sources[endpoint(served)] = {
+        "bytes": fetched.bytes or nbytes, "requests": fetched.requests, "chunks": 1, "events": item.entries,
+    }
+    return result
+
+
+def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str, Any]]]) -> None:
+    """``{folder}/{dataset}/{file uuid}_{start}_{stop}.parquet``: rewriting it on a retry is harmless."""
+    import os
+    from pathlib import Path
+
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as err:
+        raise ImportError("saving columns needs pyarrow: pip install 'highrate[columns]'") from err
+    stem = f"{item.uuid or Path(item.url).stem}_{item.start}_{item.stop}"
+    for dataset, table in tables:
+        target = Path(folder) / dataset / f"{stem}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        ak.to_parquet(ak.zip(table, depth_limit=1), tmp)
+        tmp.replace(target)
+
+
+def _run(
+    analysis: Analysis, item: WorkItem, plan: DatasetPlan, timeout: float | None, *, late: bool
+) -> tuple[tuple[ChunkRecorder, int, FetchStats], str, list[dict[str, Any]]]:
+    """Read the chunk and run the analysis on it: ((recorder, bytes read, fetch cost), replica,
+    replica failures). With ``late``, the plan's late branches are decoded after the skim, for
+    the skimmed events only."""
+    deferring = late and bool(plan.late)
+    (arrays, nbytes, fetched, deferred), served, failures = _read(item, plan, timeout, plan.late if deferring else ())
+    schema = plan.schema
+    recorder = ChunkRecorder(analysis, item.dataset)
+    # the events and their columns are handed over, not kept here: the skim filter takes the
+    # columns and run_stages lets the full events go once skimmed, so the chunk's later
+    # arrays reuse that memory (a lower peak, and fewer fresh pages for a new worker)
+    full = [arrays]
+    del arrays
+
+    def skim_filter(mask: Any) -> Any:
+        try:
+            columns = filter_arrays(schema, full.pop(), mask, deferred)
+        except InputFileError:  # a late branch's baskets are corrupt: prefer another replica next time
+            suspect(served)
+            raise
+        return schema.build(columns, int(np.count_nonzero(mask)))
+
+    skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
+    try:
+        run_stages(analysis, skim_schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
+                   skim_filter=skim_filter, deps=plan.deps)
+    finally:
+        deferred.close()
+    return (recorder, nbytes, fetched), served, failures
+
+
+def _read(
+    item: WorkItem, plan: DatasetPlan, timeout: float | None, late: tuple[str, ...] = ()
+) -> tuple[Any, str, list[dict[str, Any]]]:
+    """The chunk's columns from the first replica that serves them: (columns, replica, failures);
+    the branches of ``late`` are fetched, not decoded (:class:`~highrate.data.io.reader.Deferred`)."""
+
+    def attempt(replica: str) -> Any:
+        with opened(replica, item.tree, plan.access) as handle:
+            same_file(handle, item.uuid, item.size, replica)
+            return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica),
+                                       defer=late)
+
+    return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
+
+
+def _where(item: WorkItem, replica: str) -> str:
+    return item.describe() if replica == item.url else f"{item.describe()} (replica {replica!r})"
+
+
+def same_file(handle: Any, uuid: str | None, size: int | None, replica: str) -> None:
+    """Raise :class:`ReplicaMismatch` when a replica (an open tree) is not the file it stands for."""
+    found = handle.uuid
+    if uuid and found != uuid:
+        raise ReplicaMismatch(f"replica {replica!r} is another file (UUID {found}, expected {uuid}).")
+    if size is not None and handle.size != size:
+        raise ReplicaMismatch(f"replica {replica!r} has {handle.size:,} bytes, expected {size:,}.")
+
+
+Outcome = tuple[int, Result, str]  # (task index, result, worker that ran it)
+
+
+def process_indexed(job: tuple[int, Task]) -> Outcome:
+    """``process_chunk`` tagged with the task's index and the worker; checkpointed on success.
+
+    The checkpoint is written where the chunk ran (a shared folder on a cluster), so results
+    never have to pass through the driver to be kept.
+    """
+    index, task = job
+    result = process_chunk(task)
+    if task.checkpoint is not None and not result.failed:
+        folder, key = task.checkpoint
+        CheckpointStore(folder).save(key, result)
+    return index, result, _worker_name()
+
+
+def summarize(outcome: Outcome) -> Outcome:
+    """The outcome without its histograms: what the driver needs for bookkeeping and progress."""
+    index, result, worker = outcome
+    light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed,
+                   files=result.files if result.failed else {})
+    return index, light, worker
+
+
+def merge(*parts: Outcome | Result) -> Result:
+    """Accumulate outcomes and partial sums: one node of the reduction tree."""
+    return accumulate(p if isinstance(p, Result) else p[1] for p in parts)
+
+
+def failure(item: WorkItem, err: BaseException) -> Result:
+    """A Result that carries one failed chunk, with the reason and where it ran."""
+    reason = f"{type(err).__name__}: {err}"
+    return Result(
+        failed=[
+            {
+                "dataset": item.dataset,
+                "file": item.url,
+                "entry_start": item.start,
+                "entry_stop": item.stop,
+                "error": reason,
+                "traceback": "" if isinstance(err, HighrateError) else traceback.format_exc(limit=8),
+                "worker": _worker_name(),
+                "time": time.time(),
+            }
+        ]
+    )
+
+
+def _worker_name() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def describe_file(ref: tuple[str, FileLocations, str, float | None, AccessOptions]) -> tuple[str, str, Any]:
+    """Metadata of one file for the driver: ``(dataset, name, FileInfo or error message)``.
+
+    The replicas are tried in order; the FileInfo lists the one that answered first, then the
+    others, and the failures met on the way.
+    """
+    from dataclasses import replace as copy_with
+
+    dataset, where, tree, timeout, access = ref
+
+    def attempt(replica: str) -> Any:
+        info = describe(replica, tree, access)
+        if where.size is not None and info.size and info.size != where.size:
+            forget(replica)
+            raise ReplicaMismatch(f"replica {replica!r} has {info.size:,} bytes, the catalogue says {where.size:,}.")
+        checksum = server_checksum(replica, access.timeout) if where.adler32 else None
+        if checksum is not None and checksum != where.adler32:
+            forget(replica)
+            raise ReplicaMismatch(
+                f"replica {replica!r} has adler32 {checksum} on its server, the catalogue says {where.adler32}."
+            )
+        return info
+
+    try:
+        info, served, failures = first_working(
+            where.replicas, attempt, what=f"opening file {where.name!r}", timeout=timeout, on_failure=forget
+        )
+    except Exception as err:
+        return dataset, where.name, f"{type(err).__name__}: {err}"
+    rest = tuple(r for r in where.replicas if r != served)
+    return dataset, where.name, copy_with(
+        info, url=where.name, replicas=(served, *rest), replica_failures=tuple(failures),
+        size=where.size or info.size,
+    )

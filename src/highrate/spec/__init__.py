@@ -1,0 +1,1 @@
+"""The analysis definition (cuts, weights, variations, histograms), its validation, hash and loading."""

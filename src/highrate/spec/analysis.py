@@ -1,0 +1,119 @@
+"""The analysis definition: skim, objects, preselection, categories, weights, histograms.
+
+The vocabulary is PocketCoffea's. Cuts, objects, quantities and weights are plain functions of
+the events (an awkward record array with NanoAOD collections: ``events.Muon.pt``,
+``events.HLT.IsoMu24``, ``events.PV.npvsGood``). A function takes ``(events)``,
+``(events, params)`` or ``(events, params, meta)`` where ``meta`` is the dataset's metadata
+(``is_mc``, ``year``, ``dataset``, ``sample``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from highrate.errors import ConfigError, did_you_mean
+from highrate.spec.fingerprint import code_key, source_text, stable_repr
+from highrate.spec.histograms import Columns, Histogram
+from highrate.spec.steps import Cut, ShapeVariation, Weight, arity
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A complete analysis definition, executed in this order per chunk:
+
+    skim → objects → preselection → quantities → categories → weights → histograms.
+    """
+
+    skim: tuple[Cut, ...] = ()
+    objects: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    preselection: tuple[Cut, ...] = ()
+    categories: Mapping[str, tuple[Cut, ...]] = field(default_factory=lambda: {"baseline": ()})
+    weights: tuple[Weight, ...] = ()
+    quantities: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    histograms: tuple[Histogram, ...] = ()
+    variations: tuple[ShapeVariation, ...] = ()
+    subsamples: Mapping[str, Mapping[str, tuple[Cut, ...]]] = field(default_factory=dict)  # sample → parts
+    save_columns: Columns | None = None
+    columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
+    name: str = "analysis"
+    source: str | None = None  # the analysis file's text, for the definition hash
+
+    def __post_init__(self) -> None:
+        for attr in ("skim", "preselection", "weights", "histograms", "variations", "columns"):
+            object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        cats = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in dict(self.categories).items()}
+        object.__setattr__(self, "categories", cats)
+        object.__setattr__(self, "objects", dict(self.objects))
+        object.__setattr__(self, "quantities", dict(self.quantities))
+        object.__setattr__(self, "subsamples", {
+            sample: {part: tuple(cuts) for part, cuts in parts.items()} for sample, parts in dict(self.subsamples).items()
+        })
+        self._validate()
+
+    def _validate(self) -> None:
+        def unique(kind: str, names: list[str]) -> None:
+            seen: set[str] = set()
+            for n in names:
+                if n in seen:
+                    raise ConfigError(f"analysis {self.name!r}: {kind} {n!r} is defined twice.")
+                seen.add(n)
+
+        for kind, items, cls in (("skim cut", self.skim, Cut), ("preselection cut", self.preselection, Cut),
+                                 ("weight", self.weights, Weight), ("histogram", self.histograms, Histogram),
+                                 ("shape variation", self.variations, ShapeVariation)):
+            for item in items:
+                if not isinstance(item, cls):
+                    raise ConfigError(f"analysis {self.name!r}: {kind} {item!r} must be a {cls.__name__}.")
+            unique(kind, [i.name for i in items])
+        for sample, parts in self.subsamples.items():
+            if not parts:
+                raise ConfigError(f"analysis {self.name!r}: subsamples of {sample!r} is empty.")
+            for part, cuts in parts.items():
+                if not all(isinstance(c, Cut) for c in cuts):
+                    raise ConfigError(f"analysis {self.name!r}: subsample {sample!r}/{part!r} must be a list of Cut.")
+        for cat, cuts in self.categories.items():
+            for c in cuts:
+                if not isinstance(c, Cut):
+                    raise ConfigError(f"analysis {self.name!r}: category {cat!r} must be a list of Cut, got {c!r}.")
+        for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
+            for key, fn in mapping.items():
+                arity(fn, f"{kind} {key!r}")
+        clash = {w.name for w in self.weights if w.varied} & {v.name for v in self.variations}
+        if clash:
+            raise ConfigError(f"analysis {self.name!r}: {sorted(clash)[0]!r} is both a weight and a shape variation.")
+        if self.save_columns is not None:
+            for cat in self.save_columns.categories or ():
+                if cat not in self.categories:
+                    raise ConfigError(f"analysis {self.name!r}: save_columns names unknown category {cat!r}."
+                                      + did_you_mean(cat, self.categories))
+        if not self.categories:
+            raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
+
+    def hash(self) -> str:
+        """A stable hash of the definition: its structure (names, parameters, histograms and each
+        function's code) and, for an analysis loaded from a file, the file and its helper modules.
+        An analysis derived from a loaded one (``dataclasses.replace``) hashes differently, so it
+        never reuses the loaded one's remembered trace or checkpoints."""
+        h = hashlib.sha256()
+        if self.source is not None:
+            h.update(self.source.encode())
+        # with the file's text hashed, the functions' compiled code is enough (and much cheaper)
+        fn_text = code_key if self.source is not None else source_text
+        for cut in (*self.skim, *self.preselection):
+            h.update(f"cut:{cut.name}:{stable_repr(cut.params)}:{fn_text(cut.function)}".encode())
+        for w in self.weights:
+            h.update(f"weight:{w.name}:{stable_repr(w.params)}:{w.mc_only}:{w.varied}:{fn_text(w.function)}".encode())
+        for v in self.variations:
+            h.update(f"variation:{v.name}:{v.mc_only}:{fn_text(v.function)}".encode())
+        for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
+            for key, fn in mapping.items():
+                h.update(f"{kind}:{key}:{fn_text(fn)}".encode())
+        for cat, cuts in (*self.categories.items(), *((f"{s}/{p}", c) for s, ps in self.subsamples.items()
+                                                       for p, c in ps.items())):
+            for c in cuts:
+                h.update(f"category:{cat}:{c.name}:{stable_repr(c.params)}:{fn_text(c.function)}".encode())
+        h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
+        return h.hexdigest()[:16]
