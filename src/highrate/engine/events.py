@@ -45,17 +45,17 @@ class EventSchema:
 
     @classmethod
     def from_branches(cls, branches: Mapping[str, BranchInfo]) -> EventSchema:
-        counters = {info.counter for info in branches.values() if info.counter}
-        coll_name = {c: (c[1:] if c.startswith("n") and len(c) > 1 else f"{c}_items") for c in counters}
-        members: dict[str, list[tuple[str, str]]] = {c: [] for c in counters}
-        flat: list[str] = []
-        for name, info in branches.items():
-            if info.counter:
-                prefix = coll_name[info.counter] + "_"
-                members[info.counter].append((name[len(prefix):] if name.startswith(prefix) else name, name))
-            else:
-                flat.append(name)
-        taken = set(coll_name.values()) | {n for n in flat if "_" not in n}
+        own = {name: info.counter for name, info in branches.items() if info.counter}
+        members: dict[str, list[str]] = {}
+        for name, counter in own.items():
+            members.setdefault(_collection_of(name, counter, branches), []).append(name)
+        counter_of = {coll: _shared_counter(coll, names, own, branches) for coll, names in members.items()}
+        # the per-branch counters of ROOT and uproot skims (nMuon_pt beside Muon_pt) duplicate the
+        # collection's: checked against it when read, not fields of the events
+        duplicates = {c for c in own.values() if c not in counter_of.values()}
+        duplicates |= {n for n in branches if any(n.startswith(f"n{coll}_") for coll in members)}
+        flat = [n for n, info in branches.items() if not info.counter and n not in duplicates]
+        taken = set(members) | {n for n in flat if "_" not in n}
         top: list[str] = []
         grouped: dict[str, list[tuple[str, str]]] = {}
         for name in flat:
@@ -64,17 +64,18 @@ class EventSchema:
                 grouped.setdefault(prefix, []).append((rest, name))
             else:
                 top.append(name)
-        return cls(
-            branches=dict(branches),
-            top=tuple(top),
-            groups=tuple(Group(k, tuple(v)) for k, v in grouped.items()),
-            collections=tuple(Collection(coll_name[c], c, tuple(members[c])) for c in sorted(counters)),
-        )
+        collections = [
+            Collection(coll, counter_of[coll], tuple((_field_of(n, coll), n) for n in members[coll]))
+            for coll in sorted(members, key=lambda coll: counter_of[coll])
+        ]
+        return cls(branches=dict(branches), top=tuple(top), groups=tuple(Group(k, tuple(v)) for k, v in grouped.items()),
+                   collections=tuple(collections))
 
     def subset(self, names: Iterable[str]) -> EventSchema:
         """The schema of only these branches (plus the counters their collections need)."""
         keep = set(names)
         keep |= {self.branches[n].counter for n in keep if n in self.branches and self.branches[n].counter}
+        keep |= {c.counter for c in self.collections if any(b in keep for _, b in c.fields)}
         return EventSchema.from_branches({n: i for n, i in self.branches.items() if n in keep})
 
     def field_names(self) -> list[str]:
@@ -116,6 +117,9 @@ class EventSchema:
             total = int(offsets[-1])
             fields = []
             for _, b in c.fields:
+                own = self.branches[b].counter
+                if own != c.counter and own in arrays and not np.array_equal(arrays[own], counts):
+                    raise InputFileError(_disagreement(where, b, own, c.counter, arrays[own], counts))
                 if len(arrays[b]) != total:
                     raise InputFileError(
                         f"{where}: branch {b!r} has {len(arrays[b])} values but {c.counter!r} counts {total}."
@@ -157,6 +161,47 @@ def filter_arrays(
         for _, b in c.fields:
             out[b] = take(b, keep)
     return out
+
+
+def _collection_of(branch: str, counter: str, branches: Mapping[str, BranchInfo]) -> str:
+    """The collection a jagged branch belongs to.
+
+    CMSSW NanoAOD: ``P`` of its counter ``nP`` when it is named ``P_field`` (``Muon_pt`` counted by
+    ``nMuon``, ``Proton_multiRP_xi`` by ``nProton_multiRP``). ROOT and uproot skims give a branch a
+    counter of its own (``Muon_pt`` counted by ``nMuon_pt``): then the longest prefix ``P`` with a
+    flat ``nP`` in the file, else the part before the first underscore.
+    """
+    if counter == f"n{branch}" and "_" in branch:
+        parts = branch.split("_")
+        for k in range(len(parts) - 1, 0, -1):
+            prefix = "_".join(parts[:k])
+            if f"n{prefix}" in branches and not branches[f"n{prefix}"].counter:
+                return prefix
+        return parts[0]
+    named = counter[1:] if counter.startswith("n") else ""
+    return named or f"{counter}_items"
+
+
+def _field_of(branch: str, collection: str) -> str:
+    return branch[len(collection) + 1:] if branch.startswith(f"{collection}_") else branch
+
+
+def _shared_counter(collection: str, names: list[str], own: Mapping[str, str], branches: Mapping[str, BranchInfo]) -> str:
+    """The branch counting the collection's objects: ``nP`` where the file has it as a flat
+    branch, else the first of its per-branch counters (all must agree: see ``build``). The first
+    of all of them, so that a schema of some of the branches picks the one the full schema did."""
+    named = f"n{collection}"
+    if named in branches and not branches[named].counter:
+        return named
+    kept = {b for b in branches if b.startswith(f"{named}_") and not branches[b].counter}
+    return min({own[n] for n in names} | kept)
+
+
+def _disagreement(where: str, branch: str, own: str, shared: str, mine: np.ndarray, counts: np.ndarray) -> str:
+    bad = np.flatnonzero(mine != counts)
+    return (f"{where}: the counters of one collection disagree: {own!r} (counting {branch!r}) and {shared!r} "
+            f"differ in {len(bad)} entries, the first at entry {int(bad[0])} of the chunk "
+            f"({int(mine[bad[0]])} against {int(counts[bad[0]])}). The file is inconsistent; rewrite it or drop {branch!r}.")
 
 
 def _primitive(dtype: str) -> str:

@@ -74,6 +74,7 @@ class DatasetPlan:
         if not skim or deps is None or deps.skim is None:
             return cls(dataset, meta, schema, branches, deps, access)
         counters = {schema.branches[b].counter for b in branches if schema.branches[b].counter}
+        counters |= {c.counter for c in schema.collections}  # a skim's nMuon beside each branch's nMuon_pt
         late = tuple(b for b in branches if b not in deps.skim and b not in counters)
         if not late:
             return cls(dataset, meta, schema, branches, deps, access)
