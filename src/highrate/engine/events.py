@@ -76,7 +76,14 @@ class EventSchema:
         keep = set(names)
         keep |= {self.branches[n].counter for n in keep if n in self.branches and self.branches[n].counter}
         keep |= {c.counter for c in self.collections if any(b in keep for _, b in c.fields)}
-        return EventSchema.from_branches({n: i for n, i in self.branches.items() if n in keep})
+        schema = EventSchema.from_branches({n: i for n, i in self.branches.items() if n in keep})
+        # a collection used only through its count (an object ``ev.Muon`` histogrammed as
+        # ``nMuonAll``) keeps its place in the record, with no fields
+        built = {c.name for c in schema.collections}
+        counted = [Collection(c.name, c.counter, ()) for c in self.collections if c.counter in keep and c.name not in built]
+        if not counted:
+            return schema
+        return EventSchema(schema.branches, schema.top, schema.groups, (*schema.collections, *counted))
 
     def field_names(self) -> list[str]:
         """Top-level field names of the event record."""
