@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from highrate.data.datasets import Dataset
 from highrate.spec.analysis import Analysis
 
@@ -55,17 +53,15 @@ def list_files(
 
 def _check(row: FileRow, dataset: Dataset, analysis: Analysis | None) -> None:
     from highrate.data.io.files import opened
+    from highrate.data.io.reader import stored_bytes
     from highrate.data.replicas import first_working
 
     branches = _needed(analysis, dataset) if analysis is not None else None
 
     def attempt(replica: str) -> tuple[int, int, int | None]:
         with opened(replica, dataset.tree, dataset.access) as handle:
-            ttree = handle.ttree
-            needed = None
-            if branches is not None:
-                needed = sum(_branch_bytes(ttree[b]) for b in branches if b in ttree)
-            return int(ttree.num_entries), handle.size, needed
+            needed = None if branches is None else stored_bytes(handle, branches)
+            return int(handle.ttree.num_entries), handle.size, needed
 
     try:
         (entries, size, needed), served, failures = first_working(
@@ -88,8 +84,3 @@ def _needed(analysis: Analysis, dataset: Dataset) -> tuple[str, ...]:
     if isinstance(info, str):
         return ()
     return plan_dataset(analysis, dataset, [info]).branches
-
-
-def _branch_bytes(branch: Any) -> int:
-    n = branch.num_baskets
-    return int(np.asarray(branch.member("fBasketBytes"))[:n].sum())

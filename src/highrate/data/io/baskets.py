@@ -208,14 +208,19 @@ def fetch_remote(
         for layout, first, last in spans
         for s, n in zip(layout.seeks[first:last], layout.nbytes[first:last], strict=True)
     ]
-    unique = sorted(set(wanted))
-    chunks = source.chunks(unique, notifications=_Null())
-    data = {r: c.raw_data for r, c in zip(unique, chunks, strict=True)}
+    data, stats = fetch_ranges(source, wanted)
     out, pos = [], 0
     for _, first, last in spans:
         out.append([data[r] for r in wanted[pos : pos + last - first]])
         pos += last - first
-    return out, _coalesced(unique)
+    return out, stats
+
+
+def fetch_ranges(source: Any, ranges: Sequence[tuple[int, int]]) -> tuple[dict[tuple[int, int], Any], FetchStats]:
+    """The bytes of every ``(start, stop)`` range, fetched once each in one batch of requests."""
+    unique = sorted(set(ranges))
+    chunks = source.chunks(unique, notifications=_Null())
+    return {r: c.raw_data for r, c in zip(unique, chunks, strict=True)}, _coalesced(unique)
 
 
 def _coalesced(ranges: list[tuple[int, int]]) -> FetchStats:
@@ -279,6 +284,11 @@ def _decompress_into(head: _Header, out: np.ndarray) -> None:
     if len(payload) == head.objlen:
         out[:] = np.frombuffer(payload, dtype=np.uint8)
         return
+    decompress_into(payload, out[: head.objlen])
+
+
+def decompress_into(payload: Any, out: np.ndarray) -> None:
+    """ROOT compression blocks (TTree baskets, RNTuple pages) into ``out``, exactly filled."""
     pos = done = 0
     target_all = memoryview(out)
     while pos < len(payload):
@@ -289,7 +299,7 @@ def _decompress_into(head: _Header, out: np.ndarray) -> None:
         block = payload[pos + _HEADER : pos + _HEADER + csize]
         target = target_all[done : done + usize]
         if len(target) != usize:
-            raise ValueError(f"compressed blocks hold more than the basket's {head.objlen} bytes")
+            raise ValueError(f"compressed blocks hold more than the {len(out)} bytes expected")
         if algo == b"ZS":
             n = _zstd_into(block, target)
         elif algo == b"L4":  # an xxhash64 of the compressed block comes first
@@ -306,8 +316,8 @@ def _decompress_into(head: _Header, out: np.ndarray) -> None:
             raise ValueError(f"compressed block gave {n} bytes, expected {usize}")
         pos += _HEADER + csize
         done += usize
-    if done != head.objlen:
-        raise ValueError(f"basket decompressed to {done} bytes, expected {head.objlen}")
+    if done != len(out):
+        raise ValueError(f"decompressed to {done} bytes, expected {len(out)}")
 
 
 _local = threading.local()  # a zstd context is not thread-safe; dask workers run chunks in threads

@@ -1,5 +1,8 @@
 """Open ROOT files once per process and describe them (entries, UUID, clusters, branches).
 
+The events are a TTree or an RNTuple (:mod:`highrate.data.io.rntuple`): both give the same
+description, and the readers the same arrays.
+
 uproot is imported only where a TTree is parsed: with a file's metadata remembered
 (:mod:`highrate.data.io.metacache`) a run reads without it, and its import is ~10% of a short command.
 """
@@ -19,13 +22,12 @@ import numpy as np
 
 from highrate.base.cachedir import caching_enabled
 from highrate.data import credentials
-from highrate.data.io import metacache
+from highrate.data.io import metacache, rntuple
 from highrate.data.io.baskets import branch_layout
+from highrate.data.io.opening import check_complete, open_local, release_handles, remote_error
 from highrate.data.io.sources import AccessOptions, local_path, open_args
 from highrate.errors import (
     ConfigError,
-    CredentialError,
-    HighrateError,
     InputFileError,
     did_you_mean,
 )
@@ -45,18 +47,20 @@ class BranchInfo:
 
 
 class OpenTree:
-    """A TTree kept open in this process, with what the fast reader caches about it.
+    """A TTree or RNTuple kept open in this process, with what the fast reader caches about it.
 
-    ``ttree`` is uproot's TTree; given ``parse`` instead, it is parsed when first needed. With
-    the file's metadata remembered (:mod:`highrate.data.io.metacache`), reading numeric branches
-    never needs it.
+    ``ttree`` is uproot's TTree (or RNTuple: ``kind``); given ``parse`` instead, it is parsed
+    when first needed. With the file's metadata remembered (:mod:`highrate.data.io.metacache`),
+    reading numeric branches never needs it. An RNTuple's ``layouts`` hold every branch.
     """
 
     def __init__(
         self, url: str, ttree: Any, fd: int | None, *, size: int = 0, users: int = 0, uuid: str | None = None,
-        layouts: dict[str, Any] | None = None, parse: Callable[[], Any] | None = None,
+        layouts: dict[str, Any] | None = None, parse: Callable[[], Any] | None = None, kind: str = "ttree",
     ) -> None:
         self.url = url
+        self.kind = kind  # "ttree" or "rntuple"
+        self.description: rntuple.Description | None = None  # an RNTuple's, when parsed here
         self.fd = fd  # a plain file descriptor for local files (pread is the cheapest read)
         self.size = size  # bytes of the file, found once when it is opened (remotely a request each time)
         self.users = users  # readers holding it: an evicted handle closes when the last one lets go
@@ -85,20 +89,7 @@ class OpenTree:
         if self._ttree is not None:
             source = self._ttree.file.source
             self._ttree.file.close()
-            _release_handles(source)
-
-
-def _release_handles(source: Any) -> None:
-    """Close the server-side handles fsspec-xrootd keeps for a file once uproot lets it go.
-
-    Left to its own finalizer they stay open until the process exits, where closing them on a
-    server that has gone away prints a traceback (fsspec-xrootd catches only timeouts there).
-    """
-    cache = getattr(getattr(source, "_fs", None), "_readonly_filehandle_cache", None)
-    if cache is not None:
-        with suppress(Exception):
-            cache.close_all()
-        cache._cache.clear()
+            release_handles(source)
 
 
 def _close_all_at_exit() -> None:
@@ -138,6 +129,7 @@ class FileInfo:
     gen_sumw: float | None = None  # sum of generator weights before any selection (Runs tree)
     replicas: tuple[str, ...] = ()  # where it can be read, the one that answered first
     replica_failures: tuple[dict[str, Any], ...] = ()  # replicas that failed while describing it
+    kind: str = "ttree"  # how the events are stored: "ttree" or "rntuple"
 
 
 def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenTree:
@@ -161,10 +153,14 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
     if remembered is not None and fd is not None:  # the file is as described before: no parsing until needed
         handle = OpenTree(url, None, fd, users=1, size=remembered.info["size"],
                           uuid=remembered.info["uuid"], layouts=dict(remembered.layouts),
-                          parse=lambda: _parse_tree(url, tree, access)[0])
+                          parse=lambda: _parse_tree(url, tree, access)[0], kind=remembered.info.get("kind", "ttree"))
     else:
         ttree, size = _parse_tree(url, tree, access)
-        handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1, size=size)
+        found = _ntuple_description(url, tree, ttree) if rntuple.is_rntuple(ttree) else None
+        # an RNTuple's reader needs every branch's pages: found once, here
+        handle = OpenTree(url, ttree, os.open(path, os.O_RDONLY) if path is not None else None, users=1, size=size,
+                          layouts=None if found is None else found.layouts, kind="ttree" if found is None else "rntuple")
+        handle.description = found
     with _lock:
         if key in _open:  # another thread opened it meanwhile
             _evict(_open.pop(key))
@@ -182,7 +178,7 @@ def _parse_tree(url: str, tree: str, access: AccessOptions | None) -> tuple[Any,
     try:
         ttree = file[tree]
     except KeyError as err:
-        trees = [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple")]
+        trees = [k.split(";")[0] for k, c in file.classnames().items() if c in ("TTree", "TNtuple", "ROOT::RNTuple")]
         file.close()
         raise InputFileError(
             f"file {url!r} has no tree {tree!r}; trees in it: {trees or 'none'}." + did_you_mean(tree, trees)
@@ -190,10 +186,18 @@ def _parse_tree(url: str, tree: str, access: AccessOptions | None) -> tuple[Any,
     except Exception as err:
         file.close()
         raise InputFileError(f"file {url!r}: cannot read tree {tree!r}: {err}") from err
-    if not isinstance(ttree, uproot.TTree):
+    if not isinstance(ttree, uproot.TTree) and not rntuple.is_rntuple(ttree):
         file.close()
-        raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree.")
+        raise InputFileError(f"file {url!r}: {tree!r} is a {type(ttree).__name__}, not a TTree nor an RNTuple.")
     return ttree, size
+
+
+def _ntuple_description(url: str, tree: str, ntuple: Any) -> rntuple.Description:
+    try:
+        return rntuple.describe(ntuple)
+    except Exception as err:
+        ntuple.file.close()
+        raise InputFileError(f"file {url!r}: cannot read the metadata of RNTuple {tree!r}: {err}") from err
 
 
 def _evict(handle: OpenTree) -> None:
@@ -213,30 +217,7 @@ def _open_file(url: str, access: AccessOptions) -> tuple[Any, int]:
     path = local_path(url)
     if path is None:
         return _open_remote(url, access)
-    if not os.path.exists(path):
-        raise InputFileError(f"file {url!r} does not exist.")
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except OSError as err:
-        raise InputFileError(f"file {url!r} cannot be read: {err.strerror or err}.") from err
-    if magic != b"root":
-        found = f"it starts with {magic!r}, not b'root'" if magic else "it is empty"
-        raise InputFileError(f"file {url!r}: not a ROOT file ({found}).")
-    import uproot
-
-    try:
-        file = uproot.open(path, object_cache=None, array_cache=None)
-    except Exception as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        if "not a ROOT file" in str(err) or "magic" in str(err).lower():
-            reason = "not a ROOT file (wrong magic bytes)"
-        else:
-            reason = f"cannot be read as ROOT, truncated or corrupt? ({reason})"
-        raise InputFileError(f"file {url!r}: {reason}") from err
-    size = os.path.getsize(path)
-    _check_complete(url, file, size)
-    return file, size
+    return open_local(url, path)
 
 
 def _open_remote(url: str, access: AccessOptions) -> tuple[Any, int]:
@@ -251,7 +232,7 @@ def _open_remote(url: str, access: AccessOptions) -> tuple[Any, int]:
 
         file = uproot.open(target, object_cache=None, array_cache=None, **options)
         size = int(file.file.source.num_bytes)
-        _check_complete(url, file, size)
+        check_complete(url, file, size)
     except InputFileError:
         raise
     except ImportError as err:
@@ -261,34 +242,6 @@ def _open_remote(url: str, access: AccessOptions) -> tuple[Any, int]:
     except Exception as err:
         raise remote_error(url, err) from err
     return file, size
-
-
-def _check_complete(url: str, file: Any, size: int) -> None:
-    end = int(file.file.fEND)
-    if size < end:  # a copy that stopped early: caught here, not mid-chunk
-        file.close()
-        raise InputFileError(f"file {url!r} is truncated: it has {size:,} bytes, its header says {end:,}.")
-
-
-def remote_error(url: str, err: BaseException) -> HighrateError:
-    """A remote open or read failure as one sentence that says what to do about it."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    lowered = text.lower()
-    status = getattr(err, "status", None) or getattr(err, "code", None)
-    if status in (401, 403) or "401" in text.split(",")[0] or "unauthorized" in lowered or "forbidden" in lowered \
-            or ("auth" in lowered and "fail" in lowered) or "permission denied" in lowered:
-        found = credentials.discover_quietly().describe()
-        return CredentialError(
-            f"file {url!r}: the server refused access ({text[:200]}). Credentials in use: {found}. "
-            f"Set BEARER_TOKEN_FILE to a valid token, or run `voms-proxy-init --voms cms` for an X.509 proxy."
-        )
-    if isinstance(err, FileNotFoundError) or status == 404 or "no such file" in lowered or "not found" in lowered:
-        return InputFileError(f"file {url!r} does not exist on its server ({text[:200]}).")
-    if isinstance(err, TimeoutError) or "timeout" in lowered or "timed out" in lowered:
-        return InputFileError(f"file {url!r}: the server did not answer in time ({text[:200]}).")
-    if "connect" in lowered or "refused" in lowered or "unreachable" in lowered:
-        return InputFileError(f"file {url!r}: cannot connect to its server ({text[:200]}).")
-    return InputFileError(f"file {url!r}: cannot be read ({type(err).__name__}: {text[:300]}).")
 
 
 def remembered(url: str, tree: str) -> bool:
@@ -307,7 +260,12 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
         return _info_from(remembered.info, url)
     with opened(url, tree, access) as handle:
         layouts: dict[str, Any] | None = {} if path is not None and caching_enabled() else None
-        info = _describe(url, tree, handle.ttree, handle.size, layouts)
+        if handle.kind == "rntuple":
+            info = _describe_ntuple(url, tree, handle)
+            if layouts is not None:
+                layouts.update(handle.layouts)
+        else:
+            info = _describe(url, tree, handle.ttree, handle.size, layouts)
         if path is not None and layouts is not None:
             handle.layouts.update(layouts)
             metacache.remember(path, tree, _info_doc(info), layouts)
@@ -318,14 +276,28 @@ def _info_doc(info: FileInfo) -> dict[str, Any]:
     """What is remembered of a description: everything but where it was read from."""
     return {"tree": info.tree, "entries": info.entries, "uuid": info.uuid, "size": info.size,
             "clusters": list(info.clusters), "branches": {k: [b.dtype, b.counter] for k, b in info.branches.items()},
-            "other_branches": list(info.other_branches), "gen_sumw": info.gen_sumw}
+            "other_branches": list(info.other_branches), "gen_sumw": info.gen_sumw, "kind": info.kind}
 
 
 def _info_from(doc: dict[str, Any], url: str) -> FileInfo:
     return FileInfo(url=url, tree=doc["tree"], entries=doc["entries"], uuid=doc["uuid"], size=doc["size"],
                     clusters=tuple(doc["clusters"]),
                     branches={k: BranchInfo(dtype, counter) for k, (dtype, counter) in doc["branches"].items()},
-                    other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"])
+                    other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"], kind=doc["kind"])
+
+
+def _describe_ntuple(url: str, tree: str, handle: OpenTree) -> FileInfo:
+    """An RNTuple's description, as a TTree's (its layouts are the handle's already)."""
+    ntuple = handle.ttree
+    found = handle.description or _ntuple_description(url, tree, ntuple)
+    try:
+        gen_sumw = _gen_sumw(ntuple.file.root_directory)
+    except Exception as err:
+        forget(url)
+        raise InputFileError(f"file {url!r}: cannot read its Runs: {err}") from err
+    return FileInfo(url=url, tree=tree, entries=found.entries, uuid=str(ntuple.file.uuid), size=handle.size,
+                    clusters=found.clusters, branches={k: BranchInfo(d, c) for k, (d, c) in found.branches.items()},
+                    other_branches=found.other, gen_sumw=gen_sumw, kind="rntuple")
 
 
 def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any] | None = None) -> FileInfo:

@@ -1,5 +1,5 @@
 """File metadata remembered between runs: what describing a local file found, and where the
-baskets of each of its numeric branches are.
+baskets (a TTree's) or pages (an RNTuple's) of each of its numeric branches are.
 
 Opening a ROOT file means parsing its TTree with uproot: ~15 ms for the synthetic files,
 0.3 s and more for real NanoAOD with 1,500+ branches, paid by the driver to describe the file
@@ -25,8 +25,9 @@ import numpy as np
 from highrate._version import __version__
 from highrate.base.cachedir import cache_root, caching_enabled, store_json
 from highrate.data.io.baskets import BranchLayout
+from highrate.data.io.rntuple import FieldLayout, layout_doc, layout_from_doc
 
-FORMAT = 1
+FORMAT = 2  # 2: RNTuple files (info["kind"], their branches' page layouts)
 _HEADER_BYTES = 64  # the TFile header: fBEGIN, fEND, fSeekFree, ..., fSeekInfo, the start of fUUID
 
 
@@ -35,7 +36,7 @@ class Remembered:
     """A local file's metadata as stored: ``describe``'s answer (as plain data) and the layouts."""
 
     info: dict[str, Any]
-    layouts: dict[str, BranchLayout | None]
+    layouts: dict[str, BranchLayout | FieldLayout | None]
 
 
 _memory: dict[str, Remembered] = {}  # entries this process has loaded or stored, by key
@@ -58,7 +59,7 @@ def lookup(path: str, tree: str) -> Remembered | None:
     return found
 
 
-def remember(path: str, tree: str, info: dict[str, Any], layouts: dict[str, BranchLayout | None]) -> None:
+def remember(path: str, tree: str, info: dict[str, Any], layouts: dict[str, BranchLayout | FieldLayout | None]) -> None:
     """Store ``describe``'s answer and the branches' layouts; a failure to write costs nothing
     but the next run's parsing."""
     key = _key(path, tree)
@@ -105,16 +106,20 @@ def _load(target: Path, path: str) -> Remembered | None:
         return None  # absent, damaged or of another format: the file is parsed again
 
 
-def _encode(layout: BranchLayout | None) -> dict[str, Any] | None:
+def _encode(layout: BranchLayout | FieldLayout | None) -> dict[str, Any] | None:
     if layout is None:
         return None
+    if isinstance(layout, FieldLayout):
+        return {"rntuple": layout_doc(layout)}
     return {"seeks": layout.seeks.tolist(), "nbytes": layout.nbytes.tolist(), "entries": layout.entries.tolist(),
             "dtype": layout.dtype.str, "jagged": layout.jagged, "counter": layout.counter}
 
 
-def _decode(value: dict[str, Any] | None) -> BranchLayout | None:
+def _decode(value: dict[str, Any] | None) -> BranchLayout | FieldLayout | None:
     if value is None:
         return None
+    if "rntuple" in value:
+        return layout_from_doc(value["rntuple"])
     return BranchLayout(
         np.asarray(value["seeks"], dtype=np.int64), np.asarray(value["nbytes"], dtype=np.int64),
         np.asarray(value["entries"], dtype=np.int64), np.dtype(value["dtype"]), bool(value["jagged"]),

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import weakref
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import awkward as ak
@@ -18,11 +17,13 @@ from highrate.data.io.baskets import (
     branch_layout,
     decode_branch,
     fetch_remote,
-    native,
     read_baskets,
     read_branch,
 )
-from highrate.data.io.files import OpenTree, remote_error
+from highrate.data.io.deferred import Deferred
+from highrate.data.io.files import OpenTree
+from highrate.data.io.ntuple_reader import ntuple_bytes, read_ntuple
+from highrate.data.io.opening import remote_error
 from highrate.errors import InputFileError, MissingBranchError, did_you_mean
 
 
@@ -45,8 +46,11 @@ def read_columns_costed(
     and the branches of ``defer`` left to decode later (:class:`Deferred`): a remote file's
     baskets are fetched now with the others, a local file's are read when decoded.
 
-    A branch of ``defer`` that the fast path cannot read is read like the others.
+    A branch of ``defer`` that the fast path cannot read is read like the others. An RNTuple
+    is read by :func:`~highrate.data.io.ntuple_reader.read_ntuple`, with the same answer.
     """
+    if handle.kind == "rntuple":
+        return read_ntuple(handle, branches, start, stop, where=where, defer=defer)
     missing = [b for b in branches if b not in handle.layouts and b not in handle.ttree]
     if missing:
         raise MissingBranchError(
@@ -77,7 +81,8 @@ def read_columns_costed(
             if counts is None:
                 counts = out[counter] = _read_one(handle, counter, _layout(handle, counter), start, stop, None, where, raws)
         if name in later:
-            deferred.add(name, layout, counts, raws[name] if raws is not None else None, handle.fd)
+            raw = raws[name] if raws is not None else None
+            deferred.add(name, partial(_late, layout, counts, raw, start, stop), handle.fd if raw is None else None)
             continue
         out[name] = _read_one(handle, name, layout, start, stop, counts, where, raws)
     nbytes = basket_ranges([_layout(handle, b) for b in fast], start, stop)
@@ -86,47 +91,11 @@ def read_columns_costed(
     return {b: out[b] for b in branches if b not in deferred}, nbytes, fetched, deferred
 
 
-class Deferred:
-    """Branches of one entry range left to decode for selected rows only.
-
-    The analysis usually skims most events away before it reads most branches: decoding such a
-    branch right before gathering the kept rows works on data still in the CPU's cache, and
-    only the kept values are byte-swapped. A local file's baskets are read then too, from a
-    duplicate of its descriptor (valid however the open file is shared or closed meanwhile),
-    so a chunk never holds more than one late branch's baskets.
-    """
-
-    def __init__(self, start: int, stop: int, where: str) -> None:
-        self.start, self.stop, self.where = start, stop, where
-        # name -> (layout, counts of a jagged branch, its raw baskets or None: read from _fd)
-        self._pending: dict[str, tuple[BranchLayout, np.ndarray | None, Any]] = {}
-        self._fd: int | None = None
-        self._close: weakref.finalize | None = None
-
-    def add(self, name: str, layout: BranchLayout, counts: np.ndarray | None, raws: Any, fd: int | None) -> None:
-        """A branch to decode later, from ``raws`` (fetched) or else from the local file ``fd``."""
-        if raws is None and self._fd is None:
-            self._fd = os.dup(fd)
-            self._close = weakref.finalize(self, os.close, self._fd)
-        self._pending[name] = (layout, counts, raws)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._pending
-
-    def take(self, name: str, index: np.ndarray) -> np.ndarray:
-        """The values of branch ``name`` at ``index`` (positions in its flat content), native."""
-        layout, counts, raws = self._pending.pop(name)  # decoded once: its baskets go now
-        if raws is None:
-            raws = _checked(name, self.where, read_baskets, layout, self._fd, self.start, self.stop)
-        values = _checked(name, self.where, decode_branch, layout, raws, self.start, self.stop, counts)
-        if not self._pending:
-            self.close()
-        return native(values.take(index))
-
-    def close(self) -> None:
-        """Release the file (also done when the last branch is taken, or on garbage collection)."""
-        if self._close is not None:
-            self._close()
+def _late(layout: BranchLayout, counts: np.ndarray | None, raws: Any, start: int, stop: int, fd: int | None) -> np.ndarray:
+    """A late branch's values, in the file's byte order; a local file's baskets are read now."""
+    if raws is None:
+        raws = read_baskets(layout, fd, start, stop)
+    return decode_branch(layout, raws, start, stop, counts)
 
 
 def _prefetch(
@@ -184,6 +153,14 @@ def _read_with_uproot(ttree, branches: list[str], start: int, stop: int, where: 
         else:  # e.g. fixed-size arrays (double[3]): a regular numpy array
             out[name] = ak.to_numpy(array)
     return out
+
+
+def stored_bytes(handle: OpenTree, branches: Sequence[str]) -> int:
+    """Compressed bytes of these branches over the whole file: what reading them all costs."""
+    if handle.kind == "rntuple":
+        return ntuple_bytes(handle.layouts, branches)
+    present = [b for b in branches if b in handle.ttree]
+    return _uproot_bytes(handle.ttree, present, 0, int(handle.ttree.num_entries))
 
 
 def _uproot_bytes(ttree, branches: Sequence[str], start: int, stop: int) -> int:

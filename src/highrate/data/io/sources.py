@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from highrate.base.optional import require
 from highrate.data.io.http import ClientFactory
 from highrate.errors import ConfigError, did_you_mean
 
@@ -102,6 +103,7 @@ def _local(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
 
 
 def _xrootd(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
+    require("fsspec_xrootd", "remote", purpose=f"reading {url!r}")
     # fsspec-xrootd applies ``timeout`` to every request; without it a dead server hangs a
     # read for the XRootD client's default of 30 minutes.
     seconds = int(max(1, round(access.timeout)))
@@ -155,6 +157,7 @@ def server_checksum(url: str, timeout: float) -> str | None:
 
 
 def _http(url: str, access: AccessOptions) -> tuple[str, dict[str, Any]]:
+    require("aiohttp", "remote", purpose=f"reading {url!r}")
     if scheme_of(url) == "davs":  # WebDAV reads are plain HTTPS GETs with ranges
         url = "https" + url[4:]
     elif scheme_of(url) == "dav":
