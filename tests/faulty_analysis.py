@@ -1,6 +1,7 @@
 """examples/zmumu with a fault-injection cut, driven by environment variables (tests only).
 
-HIGHRATE_FAULT_FAIL_ONCE=PATH  the first chunk to create PATH raises (a transient error)
+HIGHRATE_FAULT_FAIL_ONCE=PATH  the first chunk to create PATH fails as a read does (a transient error;
+                               an exception of the analysis' own would stop the run, never be retried)
 HIGHRATE_FAULT_KILL_ONCE=PATH  the first chunk to create PATH kills its process (a dying worker)
 HIGHRATE_FAULT_CRASH_AT=K with HIGHRATE_FAULT_COUNTER=PATH  the K-th chunk kills the process
 The variables do not change the analysis hash, so a run with faults and one without share
@@ -15,6 +16,7 @@ from pathlib import Path
 import awkward as ak
 
 from highrate import Cut, load_analysis
+from highrate.errors import InputFileError
 
 _base = load_analysis(Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py")
 
@@ -33,7 +35,7 @@ _CONFIG = {k: v for k, v in os.environ.items() if k.startswith("HIGHRATE_FAULT_"
 def _inject() -> None:
     env = _CONFIG
     if env.get("HIGHRATE_FAULT_FAIL_ONCE") and _first(env["HIGHRATE_FAULT_FAIL_ONCE"]):
-        raise RuntimeError("injected transient failure")
+        raise InputFileError("injected transient failure")
     if env.get("HIGHRATE_FAULT_KILL_ONCE") and _first(env["HIGHRATE_FAULT_KILL_ONCE"]):
         os._exit(17)
     if env.get("HIGHRATE_FAULT_CRASH_AT"):

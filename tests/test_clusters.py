@@ -17,10 +17,9 @@ from compare import assert_same_result
 
 import highrate
 from highrate.cli.main import main
-from highrate.errors import ConfigError, ExecutorError
+from highrate.errors import ConfigError, ExecutorError, HighrateError, MissingExtraError
 from highrate.execution import clusters
 from highrate.execution.clusters.environment import check_workers
-from highrate.execution.clusters.optional import MissingDependencyError
 from highrate.execution.executors import make_executor
 
 
@@ -141,14 +140,14 @@ def test_cluster_list_shows_kind_and_file(user_file, capsys):
 
 def test_missing_dask_jobqueue_gives_the_pip_command(user_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_jobqueue", None)  # makes `import dask_jobqueue` fail
-    with pytest.raises(MissingDependencyError, match=r"pip install 'highrate\[batch\]'") as err:
+    with pytest.raises(MissingExtraError, match=r"pip install 'highrate\[batch\]'") as err:
         clusters.describe(clusters.get_profile("slurm"))
-    assert isinstance(err.value, ImportError) and isinstance(err.value, ConfigError)
+    assert isinstance(err.value, ImportError) and isinstance(err.value, HighrateError)
 
 
 def test_missing_dask_kubernetes_gives_the_pip_command(user_file, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask_kubernetes.operator", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'highrate\[kubernetes\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'highrate\[kubernetes\]'"):
         clusters.describe(clusters.get_profile("kubernetes"))
 
 

@@ -57,7 +57,7 @@ def test_scheduler_address_from_cli(dask_cluster, sample, zmumu_path, sequential
     with (tmp_path / "histograms.pkl").open("rb") as f:
         written = pickle.load(f)
     for (name, ds, cat, var), h in sequential.histograms.items():
-        np.testing.assert_array_equal(written[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
+        np.testing.assert_array_equal(written[(name, ds, cat, var)].values(), h.values())
 
 
 def test_processes_from_a_fresh_command_fork_and_match(sample, zmumu_path, sequential, tmp_path):

@@ -124,7 +124,7 @@ def test_crashed_driver_resumes_and_computes_only_the_missing_chunks(setup, samp
     assert report["chunks"]["computed"] == clean.chunks - 5
     hists = _histograms(out)
     for (name, ds, cat, var), h in clean.result.histograms.items():
-        np.testing.assert_array_equal(hists[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
+        np.testing.assert_array_equal(hists[(name, ds, cat, var)].values(), h.values())
     assert report["events"]["total"] == sum(c["total"] for c in clean.result.counts.values())
 
 
@@ -159,4 +159,4 @@ def test_rerun_failed_processes_only_the_failed_chunks(setup, sample, tmp_path, 
     assert report["chunks"]["resumed"] == clean.chunks - 1
     hists = _histograms(out)
     for (name, ds, cat, var), h in clean.result.histograms.items():
-        np.testing.assert_array_equal(hists[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
+        np.testing.assert_array_equal(hists[(name, ds, cat, var)].values(), h.values())

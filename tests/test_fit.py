@@ -50,7 +50,10 @@ def _write_outdir(outdir: Path, hists: dict[str, hist.Hist], meta: dict[str, dic
 
 
 def synthetic_outdir(outdir: Path, mu_true: float, *, seed: int = 1, categories: tuple[str, ...] = ("SR",)) -> Path:
-    """Signal (two datasets of one sample) + background with JES variations; data = Poisson(mu S + B)."""
+    """Signal (two datasets of one sample) + background with JES variations; data = Poisson(mu S + B).
+
+    The pickle is keyed by 'histogram/dataset/category/variation' strings, as highrate 0.1 wrote
+    it: the fit reads such outputs too."""
     rng = np.random.default_rng(seed)
     hists: dict[str, hist.Hist] = {}
     mc_weight = 0.01  # MC of 100x the data's statistics: small stat errors
@@ -249,7 +252,7 @@ def _add_pseudo_data(outdir: Path, mu_true: float, seed: int) -> float:
     the flat background per bin."""
     with (outdir / "histograms.pkl").open("rb") as f:
         hists = pickle.load(f)
-    dy = hists["mll/DYJetsToLL_M-50/baseline/nominal"]
+    dy = hists[("mll", "DYJetsToLL_M-50", "baseline", "nominal")]  # written by write_outputs: tuple keys
     values = dy.values()
     flat = 0.2 * values.max()
     bkg = dy.copy()
@@ -257,8 +260,8 @@ def _add_pseudo_data(outdir: Path, mu_true: float, seed: int) -> float:
     data = dy.copy()
     counts = np.random.default_rng(seed).poisson(mu_true * values + flat).astype(float)
     data.view()["value"], data.view()["variance"] = counts, counts
-    hists["mll/FlatBkg/baseline/nominal"] = bkg
-    hists["mll/PseudoData/baseline/nominal"] = data
+    hists[("mll", "FlatBkg", "baseline", "nominal")] = bkg
+    hists[("mll", "PseudoData", "baseline", "nominal")] = data
     with (outdir / "histograms.pkl").open("wb") as f:
         pickle.dump(hists, f)
     report = json.loads((outdir / "report.json").read_text())
@@ -287,8 +290,8 @@ def test_fit_on_real_pipeline_output(pipeline_outdir, tmp_path):
           + ", ".join(f"{n} {p['pull']:+.2f}+-{p['constraint']:.2f}" for n, p in pulls.items() if p["kind"] != "staterror"))
     assert abs(res["mu"] - mu_true) < 2 * res["mu_uncertainty"]
     assert 0 < res["mu_uncertainty"] < 0.1
-    variations = {k.split("/")[3] for k in pickle.loads((outdir / "histograms.pkl").read_bytes())
-                  if k.startswith("mll/DYJetsToLL_M-50/baseline/")}
+    variations = {k[3] for k in pickle.loads((outdir / "histograms.pkl").read_bytes())
+                  if k[:3] == ("mll", "DYJetsToLL_M-50", "baseline")}
     for syst in {v[:-2] for v in variations if v.endswith("Up")} & {"pileup", "muon_id", "muon_iso"}:
         assert syst in pulls and abs(pulls[syst]["pull"]) < 3  # the weight variations change mll: in the model
     assert res["channels"] == ["baseline"] and res["data_datasets"] == ["PseudoData"]

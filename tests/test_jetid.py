@@ -101,20 +101,24 @@ def write_nanoaod(path, jets: ak.Array, *, with_jetid: bool) -> None:
         f["Events"].extend(events)
 
 
+@pytest.mark.parametrize("level", ["tight", "tightLepVeto"])
 @pytest.mark.parametrize("version", [12, 15])
-def test_one_analysis_runs_on_v12_and_v15_files(tmp_path, version):
+def test_one_analysis_runs_on_v12_and_v15_files(tmp_path, version, level):
+    """Tracing finds what the level reads (tight needs no lepton fraction), and the run has it."""
     jets = generated_jets(6_000, seed=9, boundaries=False)
     path = tmp_path / f"nano_v{version}.root"
     write_nanoaod(path, jets, with_jetid=version == 12)
     (tmp_path / "datasets.yaml").write_text(f"datasets:\n  mc: {{files: [{path}], metadata: {{is_mc: true}}}}\n")
     analysis = highrate.Analysis(
-        objects={"JetGood": lambda ev: ev.Jet[passes_jet_id(ev.Jet, "tightLepVeto") & (ev.Jet.pt > 30)]},
+        objects={"JetGood": lambda ev: ev.Jet[passes_jet_id(ev.Jet, level) & (ev.Jet.pt > 30)]},
         histograms=[highrate.Histogram("n", highrate.Axis("nJetGood", 6, 0, 6))],
     )
     outcome = highrate.run(analysis, highrate.load_datasets(tmp_path / "datasets.yaml"),
                            options=highrate.RunOptions(chunk_size=2000))
-    assert ("Jet_jetId" in outcome.plans["mc"].branches) == (version == 12)
-    passed = reference(jets, lepton_veto=True) & (ak.to_numpy(ak.flatten(jets.pt)) > 30)
+    branches = outcome.plans["mc"].branches
+    assert ("Jet_jetId" in branches) == (version == 12)
+    assert ("Jet_muEF" in branches) == (version == 15 and level == "tightLepVeto")
+    passed = reference(jets, lepton_veto=level == "tightLepVeto") & (ak.to_numpy(ak.flatten(jets.pt)) > 30)
     per_event = np.add.reduceat(passed, np.r_[0, np.cumsum(ak.num(jets))[:-1]]) * (ak.to_numpy(ak.num(jets)) > 0)
     expected = np.bincount(np.minimum(per_event, 6), minlength=7)[:6]
     np.testing.assert_array_equal(outcome.result.histograms[("n", "mc", "baseline", "nominal")].values(), expected)

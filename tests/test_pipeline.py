@@ -170,4 +170,4 @@ def test_outputs_written_and_readable(setup, tmp_path):
                 np.testing.assert_array_equal(h.variances(), t["hists"][name][1])
     pickled = highrate.outputs.histograms.read_pickle(tmp_path / "histograms.pkl")
     ds = datasets[0].name
-    np.testing.assert_array_equal(pickled[f"mll/{ds}/baseline/nominal"].values(), truth[ds]["hists"]["mll"][0])
+    np.testing.assert_array_equal(pickled[("mll", ds, "baseline", "nominal")].values(), truth[ds]["hists"]["mll"][0])

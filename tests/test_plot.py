@@ -16,8 +16,16 @@ pytest.importorskip("mplhep")
 from highrate.cli.main import main
 from highrate.errors import ConfigError
 from highrate.outputs.histograms import write_pickle
-from highrate.outputs.plotting import load_outputs, plot_outputs, stack_contents
-from highrate.outputs.plotting.stack import draw_stack, save_figure
+from highrate.outputs.plotting import (
+    load_outputs,
+    map_contents,
+    plot_outputs,
+    scale_mc,
+    stack_contents,
+)
+from highrate.outputs.plotting.maps import draw_map
+from highrate.outputs.plotting.stack import draw_stack
+from highrate.outputs.plotting.style import save_figure
 
 EDGES = np.linspace(60, 120, 11)
 META = {
@@ -56,6 +64,24 @@ def _hist(values: np.ndarray, variances: np.ndarray) -> hist.Hist:
     return h
 
 
+XEDGES, YEDGES = np.linspace(-2.5, 2.5, 6), np.linspace(-np.pi, np.pi, 5)
+
+
+def _maps() -> dict[tuple[str, str], np.ndarray]:
+    """2D contents per (dataset, variation): MC datasets, a variation and data."""
+    rng = np.random.default_rng(4)
+    shape = (XEDGES.size - 1, YEDGES.size - 1)
+    return {(ds, var): rng.uniform(0, 50, shape) for ds, var in
+            (("DY_a", "nominal"), ("DY_b", "nominal"), ("TT", "nominal"), ("DY_a", "JESUp"), ("Data_A", "nominal"))}
+
+
+def _hist2d(values: np.ndarray) -> hist.Hist:
+    h = hist.Hist(hist.axis.Variable(XEDGES, name="eta", label=r"$\eta$"),
+                  hist.axis.Variable(YEDGES, name="phi", label=r"$\phi$"), storage=hist.storage.Weight())
+    h.view()["value"], h.view()["variance"] = values, values
+    return h
+
+
 def _cutflow() -> dict:
     out = {}
     for i, ds in enumerate(META):
@@ -70,8 +96,8 @@ def _cutflow() -> dict:
 def outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     histograms = {key: _hist(*va) for key, va in _arrays(1).items()}
-    h2 = hist.Hist.new.Reg(4, 0, 1, name="x").Reg(4, 0, 1, name="y").Weight()
-    histograms[("eta_phi", "DY_a", "cat_a", "nominal")] = h2
+    for (ds, var), values in _maps().items():
+        histograms[("eta_phi", ds, "cat_a", var)] = _hist2d(values)
     write_pickle(out / "histograms.pkl", histograms)
     report = {"datasets": {ds: {"metadata": m} for ds, m in META.items()}, "cutflow": _cutflow()}
     (out / "report.json").write_text(json.dumps(report))
@@ -91,8 +117,11 @@ def test_a_plot_per_histogram_and_category(outdir: Path, plotted) -> None:
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert pdf.read_bytes()[:4] == b"%PDF"
             assert png in plotted.files and pdf in plotted.files
+    for kind in ("mc", "data"):  # a 2D histogram: a map of the MC sum and one of the data
+        png = outdir / "plots" / "cat_a" / f"eta_phi_{kind}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in plotted.files
     assert not (outdir / "plots" / "cat_a" / "eta_phi.png").exists()
-    assert any("eta_phi/cat_a" in s and "2D" in s for s in plotted.skipped)
+    assert plotted.skipped == ["eta_phi/cat_b: no nominal histogram"]
 
 
 def test_stack_contents_match_numpy(outdir: Path) -> None:
@@ -192,3 +221,61 @@ def test_cli(outdir: Path, tmp_path: Path) -> None:
     assert main(["plot", str(outdir), "--output", str(out), "--histogram", "pt", "--category", "cat_b",
                  "--format", "png", "--lumi", "41.5", "--label", "Work in progress", "--log"]) == 0
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png")) == ["cat_b/pt.png"]
+
+
+def test_2d_maps_draw_the_summed_histograms(outdir: Path, tmp_path: Path) -> None:
+    run = load_outputs(outdir)
+    maps = map_contents(run.entries("eta_phi", "cat_a"), run.metadata)
+    values = _maps()
+    expected = {"mc": values[("DY_a", "nominal")] + values[("DY_b", "nominal")] + values[("TT", "nominal")],
+                "data": values[("Data_A", "nominal")]}
+    assert set(maps) == {"mc", "data"}
+    for kind, contents in maps.items():
+        np.testing.assert_allclose(contents.values, expected[kind])
+        np.testing.assert_array_equal(contents.xedges, XEDGES)
+        assert (contents.xlabel, contents.ylabel) == (r"$\eta$", r"$\phi$")
+        fig = draw_map(contents, data=kind == "data", title=kind)
+        (mesh,) = fig.axes[0].collections  # what is drawn: one colour per bin, y along the rows
+        np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(YEDGES.size - 1, XEDGES.size - 1),
+                                   expected[kind].T)
+        np.testing.assert_allclose(mesh.get_coordinates()[0, :, 0], XEDGES)
+        np.testing.assert_allclose(mesh.get_coordinates()[:, 0, 1], YEDGES)
+        (path,) = save_figure(fig, tmp_path / kind, formats=["png"])
+        assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_lumi_scales_mc_by_the_ratio(outdir: Path) -> None:
+    run = load_outputs(outdir)
+    entries = run.entries("mll", "cat_a")
+    ratio = 41.5 / 59.8  # the MC datasets' metadata: lumi 59800 pb^-1
+    scaled = scale_mc(entries, run.metadata, 41.5)
+    assert scaled.keys() == entries.keys()
+    for (ds, var), h in entries.items():
+        factor = 1.0 if ds == "Data_A" else ratio
+        np.testing.assert_allclose(scaled[(ds, var)].values(), factor * h.values(), rtol=1e-12)
+        np.testing.assert_allclose(scaled[(ds, var)].variances(), factor**2 * h.variances(), rtol=1e-12)
+    before, after = stack_contents(entries, run.metadata), stack_contents(scaled, run.metadata)
+    for sample in before.mc:
+        np.testing.assert_allclose(after.mc[sample], ratio * before.mc[sample], rtol=1e-12)
+    np.testing.assert_allclose(after.mc_stat, ratio * before.mc_stat, rtol=1e-12)
+    np.testing.assert_allclose(after.syst_up, ratio * before.syst_up, rtol=1e-12)
+    np.testing.assert_array_equal(after.data, before.data)
+    fb = {**run.metadata, "TT": {**run.metadata["TT"], "lumi": None, "lumi_fb": 29.9}}  # lumi_fb wins
+    np.testing.assert_allclose(scale_mc(entries, fb, 59.8)[("TT", "nominal")].values(),
+                               2 * entries[("TT", "nominal")].values(), rtol=1e-12)
+    without = {**run.metadata, "TT": {"is_mc": True, "sample": "TTbar"}}
+    with pytest.raises(ConfigError, match=r"MC dataset 'TT'.*no 'lumi'.*without --lumi"):
+        scale_mc(entries, without, 41.5)
+
+
+def test_cli_lumi_without_metadata_lumi_is_one_line(outdir: Path, tmp_path: Path, capsys) -> None:
+    report = json.loads((outdir / "report.json").read_text())
+    del report["datasets"]["TT"]["metadata"]["lumi"]
+    other = tmp_path / "run"
+    other.mkdir()
+    (other / "report.json").write_text(json.dumps(report))
+    (other / "histograms.pkl").write_bytes((outdir / "histograms.pkl").read_bytes())
+    assert main(["plot", str(other), "--lumi", "41.5", "--format", "png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MC dataset 'TT'" in err[0]
+    assert main(["plot", str(other), "--lumi", "0"]) == 2

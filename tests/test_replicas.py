@@ -101,7 +101,7 @@ def test_every_replica_failing_names_each(sample, zmumu_path, tmp_path):
         highrate.run(analysis, [dataset])
     text = str(info.value)
     assert "all 2 replicas failed" in text and "a.root" in text and "b.root" in text
-    run = highrate.run(analysis, [dataset], options=highrate.RunOptions(skip_bad_files=True))
+    run = highrate.run(analysis, [dataset], options=highrate.RunOptions(skip_bad_files=True, max_failed_fraction=1.0))
     assert run.result.failed[0]["file"] == "lost.root"
     assert "all 2 replicas failed" in run.result.failed[0]["error"]
 

@@ -92,4 +92,4 @@ def test_cli_run_with_a_slurm_profile(slurm, sample, zmumu_path, sequential, tmp
     with (tmp_path / "out" / "histograms.pkl").open("rb") as f:
         written = pickle.load(f)
     for (name, ds, cat, var), h in sequential.histograms.items():
-        np.testing.assert_array_equal(written[f"{name}/{ds}/{cat}/{var}"].values(), h.values())
+        np.testing.assert_array_equal(written[(name, ds, cat, var)].values(), h.values())

@@ -5,6 +5,8 @@ Every check reads the files back with uproot and recomputes the expectation with
 
 from __future__ import annotations
 
+import json
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -274,6 +276,33 @@ def test_physics_plausibility(mc):
     assert trig[~good].mean() <= 0.03
 
 
+def test_data_muon_efficiencies_are_the_simulations_times_the_scale_factors(mc, data, tmp_path):
+    """In the scale factors' range, a data muon passes the tight ID (the isolation) as often as a
+    simulated one weighted by muon_sf.json's ID (isolation) scale factor."""
+    import correctionlib
+
+    from highrate.testing.corrections import write_corrections
+
+    sf = correctionlib.CorrectionSet.from_file(str(write_corrections(tmp_path)["muon_sf"]))
+
+    def muons(f):
+        t = f["Events"]
+        pt, eta = flat(t, "Muon_pt").astype(float), flat(t, "Muon_eta").astype(float)
+        inside = (pt > 15) & (np.abs(eta) < 2.4) & (pt < 200)
+        return (pt[inside], np.abs(eta[inside]), flat(t, "Muon_tightId")[inside],
+                flat(t, "Muon_pfRelIso04_all")[inside] < 0.15)
+
+    pt, eta, tight, iso = muons(mc)
+    d_pt, _, d_tight, d_iso = muons(data)
+    assert len(pt) > 10_000 and len(d_pt) > 10_000
+    for name, passed, d_passed in (("muon_id_sf", tight, d_tight), ("muon_iso_sf", iso, d_iso)):
+        factor = sf[name].evaluate(eta, pt, "nominal")
+        expected = np.mean(passed * factor)
+        error = np.sqrt(expected * (1 - expected) / len(d_pt) + np.var(passed * factor) / len(pt))
+        assert abs(np.mean(d_passed) - expected) < 4 * error, name
+        assert np.mean(d_passed) < np.mean(passed) - 4 * error, name  # the scale factors matter
+
+
 def test_deterministic_by_seed(tmp_path, mc_path):
     again = generate_file(tmp_path / "again.root", events=N_EVENTS, seed=11)
     reference, repeat = all_flat(mc_path), all_flat(again)
@@ -416,7 +445,16 @@ def test_generate_dataset_set(tmp_path):
     for entry in spec["datasets"].values():
         assert entry["metadata"].pop("corrections") == str((tmp_path / "corrections").resolve())
     lumi = spec["datasets"]["DYJetsToLL_M-50"]["metadata"].pop("lumi")
-    assert lumi == pytest.approx(3001 / 6077.22, rel=1e-5)  # the synthetic data's luminosity, pb^-1
+    golden = json.loads((tmp_path / "corrections" / "golden.json").read_text())
+    allowed = {(int(r), ls) for r, ranges in golden.items() for a, b in ranges for ls in range(a, b + 1)}
+    kept = 0
+    for path in (tmp_path / "SingleMuon_2018").glob("*.root"):
+        with uproot.open(path) as f:
+            ids = f["Events"].arrays(["run", "luminosityBlock"], library="np")
+        kept += sum((int(r), int(ls)) in allowed for r, ls in zip(ids["run"], ids["luminosityBlock"], strict=True))
+    assert 0 < kept < 3001
+    # the luminosity (pb^-1) of the data's lumi sections the golden JSON keeps
+    assert lumi == pytest.approx(kept / 6077.22, rel=1e-5)
     assert spec["datasets"]["SingleMuon_2018"]["metadata"].pop("lumi") == lumi
     assert spec == {"datasets": {
         "DYJetsToLL_M-50": {

@@ -1,11 +1,13 @@
 """The reference Z→μμ analysis, nominal only: skim, MuonGood/JetGood, dilepton preselection,
 six histograms, weight genWeight. The benchmarks and the exactness tests run this one;
-analysis.py adds corrections, systematics and categories on top of it."""
+analysis.py adds corrections, systematics and categories on top of it. Both run unchanged on
+NanoAOD v12 (Jet_jetId) and v15 (the jet ID recomputed from the jets' energy fractions)."""
 
 import awkward as ak
 
 from highrate import Analysis, Axis, Cut, Histogram, Weight
 from highrate.jagged import nth_value
+from highrate.jetid import passes_jet_id
 from highrate.kinematics import leading_pair_mass
 
 
@@ -17,7 +19,8 @@ def muon_good(events, params):
 
 def jet_good(events, params):
     jet = events.Jet
-    return jet[(jet.pt > params["pt"]) & (abs(jet.eta) < params["eta"]) & (jet.jetId >= params["jetId"])]
+    # the jetId bits where the files have them (NanoAOD v12), else the Run-3 recipe (v15)
+    return jet[(jet.pt > params["pt"]) & (abs(jet.eta) < params["eta"]) & passes_jet_id(jet, params["jetId"])]
 
 
 def dilepton(events, params):
@@ -38,7 +41,7 @@ analysis = Analysis(
     ],
     objects={
         "MuonGood": lambda ev: muon_good(ev, {"iso": 0.15, "pt": 15, "eta": 2.4}),
-        "JetGood": lambda ev: jet_good(ev, {"pt": 30, "eta": 2.4, "jetId": 2}),
+        "JetGood": lambda ev: jet_good(ev, {"pt": 30, "eta": 2.4, "jetId": "tight"}),
         "mll": lambda ev: leading_pair_mass(ev.MuonGood),  # NaN without two good muons
     },
     preselection=[

@@ -40,6 +40,8 @@ __all__ = ["LEVELS", "jet_id_from_correction", "passes_jet_id", "tight", "tight_
 
 LEVELS = ("tight", "tightLepVeto")
 _RECIPE_FIELDS = ("eta", "neHEF", "neEmEF", "chHEF", "chEmEF", "muEF", "chMultiplicity", "neMultiplicity")
+# tight reads no lepton fraction: a run that asks only for it reads (and has) only these
+_TIGHT_FIELDS = tuple(f for f in _RECIPE_FIELDS if f not in ("chEmEF", "muEF"))
 _BITS = {"tight": 2, "tightLepVeto": 4}
 
 
@@ -66,7 +68,7 @@ def passes_jet_id(jets: ak.Array, level: str = "tight", meta: Any = None) -> ak.
     version = (meta or {}).get("nanoaod_version") if hasattr(meta, "get") else None
     if "jetId" in jets.fields and (version is None or int(version) < 15):
         return (jets.jetId & _BITS[level]) > 0
-    missing = [f for f in _RECIPE_FIELDS if f not in jets.fields]
+    missing = [f for f in (_RECIPE_FIELDS if level == "tightLepVeto" else _TIGHT_FIELDS) if f not in jets.fields]
     if missing:
         raise ConfigError(
             f"the jets have no jetId and lack {', '.join(missing)} for the Run-3 jet ID recipe; "
@@ -99,17 +101,18 @@ def jet_id_from_correction(jets: ak.Array, path: str | os.PathLike[str], name: s
 
 def _recipe(jets: ak.Array, *, lepton_veto: bool) -> ak.Array:
     # multiplicities are unsigned bytes in NanoAOD: widened before they are added
+    names = _RECIPE_FIELDS if lepton_veto else _TIGHT_FIELDS
     if is_typetracer(jets.eta):  # tracing: the same fields, read through awkward
-        values = [jets[f] if "Multiplicity" not in f else ak.values_astype(jets[f], np.int32) for f in _RECIPE_FIELDS]
-        return _decide(*values, lepton_veto=lepton_veto)
-    values = []
-    for name in _RECIPE_FIELDS:
+        traced = {f: jets[f] if "Multiplicity" not in f else ak.values_astype(jets[f], np.int32) for f in names}
+        return _decide(*(traced.get(f) for f in _RECIPE_FIELDS), lepton_veto=lepton_veto)
+    values = {}
+    for name in names:
         content, starts, counts = flat_parts(jets[name])
         if not _contiguous(content, starts, counts):
             content = content.take(list_positions(starts, counts))  # a filtered view: its jets only
         # compared in double precision, as CMSSW's C++ compares a float with a double literal
-        values.append(content.astype(np.int32 if "Multiplicity" in name else np.float64))
-    return unflatten(_decide(*values, lepton_veto=lepton_veto), counts)
+        values[name] = content.astype(np.int32 if "Multiplicity" in name else np.float64)
+    return unflatten(_decide(*(values.get(f) for f in _RECIPE_FIELDS), lepton_veto=lepton_veto), counts)
 
 
 def _decide(eta: Any, ne_hef: Any, ne_em: Any, ch_hef: Any, ch_em: Any, mu: Any, n_ch: Any, n_ne: Any, *,

@@ -7,7 +7,7 @@ from pathlib import Path
 from highrate.base.cachedir import cache_root
 
 DEMO_SEED = 2018
-FORMAT = 3  # bump when the generator changes, so stale caches are regenerated
+FORMAT = 4  # bump when the generator changes, so stale caches are regenerated
 
 
 def example_dir() -> Path:

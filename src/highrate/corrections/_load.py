@@ -73,11 +73,12 @@ def clear_cache() -> None:
 
 
 def _correctionlib() -> Any:
-    try:
+    try:  # imported when a correction is first loaded: it costs ~0.1 s of start-up otherwise
         import correctionlib
-    except ImportError as err:  # pragma: no cover - correctionlib is in the test extra
+    except ImportError as err:  # pragma: no cover - a dependency of highrate
         raise CorrectionError(
-            "corrections need correctionlib, which is not installed: pip install 'highrate[corrections]'"
+            "corrections need correctionlib, a dependency of highrate that is missing from this environment: "
+            "pip install correctionlib (or reinstall highrate)"
         ) from err
     return correctionlib
 

@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from highrate.base.timeouts import call_with_timeout
-from highrate.errors import HighrateError, InputFileError, MissingBranchError
+from highrate.errors import HighrateError, InputFileError, MissingBranchError, MissingExtraError
 
 T = TypeVar("T")
 SUSPECT_S = 300.0  # a replica that failed is tried last for this long (per process)
@@ -91,7 +91,7 @@ def first_working(
     for replica in candidates:
         try:
             value = call_with_timeout(partial(attempt, replica), timeout, what=f"{what} from {replica!r}")
-        except MissingBranchError:
+        except (MissingBranchError, MissingExtraError):  # the same on every replica: not the replica's fault
             raise
         except Exception as err:
             on_failure(replica)

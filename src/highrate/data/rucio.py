@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from highrate.base.optional import require
 from highrate.data.replicas import FileLocations
 from highrate.errors import CatalogError, ConfigError, CredentialError, DatasetError, did_you_mean
 
@@ -97,16 +98,10 @@ def resolve(url: str, settings: RucioSettings, *, where: str, refresh: bool = Fa
 
 
 def _client(settings: RucioSettings, where: str) -> Any:
-    try:
-        from rucio.client import Client
-        from rucio.common import exception as rex
-    except ImportError as err:
-        raise ConfigError(
-            f"{where}: Rucio datasets need rucio-clients: pip install 'highrate[remote]'."
-        ) from err
-    from rucio.common.config import clean_cached_config
-
-    clean_cached_config()  # rucio keeps the first config it read; RUCIO_CONFIG may have changed since
+    Client = require("rucio.client", "remote", purpose=f"{where}: a Rucio dataset").Client
+    rex = require("rucio.common.exception", "remote", purpose=f"{where}: a Rucio dataset")
+    config = require("rucio.common.config", "remote", purpose=f"{where}: a Rucio dataset")
+    config.clean_cached_config()  # rucio keeps the first config it read; RUCIO_CONFIG may have changed since
     try:
         return Client(timeout=settings.timeout)
     except rex.ConfigNotFound as err:

@@ -12,7 +12,13 @@ from highrate.engine.events import EventSchema
 from highrate.engine.stages.pipeline import run_stages
 from highrate.engine.stages.recording import Dependencies
 from highrate.engine.stages.trace_recorder import TraceRecorder
-from highrate.errors import ConfigError, HighrateError, UnknownQuantityError, did_you_mean
+from highrate.errors import (
+    ConfigError,
+    HighrateError,
+    UnknownQuantityError,
+    UserCodeError,
+    did_you_mean,
+)
 from highrate.spec.analysis import Analysis
 
 
@@ -28,6 +34,9 @@ def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> t
     recorder = TraceRecorder(report)
     try:
         run_stages(analysis, events, meta, recorder)
+    except UserCodeError as err:  # the stage and the user's line are named; say which dataset
+        err.at(dataset=meta.get("dataset"), tracing=True)
+        raise
     except HighrateError:
         raise
     except Exception as err:

@@ -10,8 +10,9 @@ import awkward as ak
 import numpy as np
 
 from highrate.engine.quantities import to_numpy
-from highrate.errors import ChunkError
+from highrate.errors import UnknownQuantityError
 from highrate.spec.steps import Weight
+from highrate.spec.usercode import returned
 
 
 @dataclass
@@ -33,10 +34,11 @@ def event_weights(weights: tuple[Weight, ...], events: ak.Array, meta: Mapping[s
         value = call(w)
         if w.varied:
             if not (isinstance(value, tuple | list) and len(value) == 3):
-                raise ChunkError(f"weight {w.name!r} is varied: its function must return (nominal, up, down).")
-            nom, up, down = (_array(v, n, w.name, tracing) for v in value)
+                raise returned(f"weight {w.name!r}", w.function, f"returned {_what(value)}",
+                               "A varied weight (varied=True) must return (nominal, up, down).", tracing=tracing)
+            nom, up, down = (_array(v, n, w, tracing) for v in value)
         else:
-            nom, up, down = _array(value, n, w.name, tracing), None, None
+            nom, up, down = _array(value, n, w, tracing), None, None
         factors.append((w, nom, up, down))
     if not factors:
         return WeightSet()
@@ -50,15 +52,30 @@ def event_weights(weights: tuple[Weight, ...], events: ak.Array, meta: Mapping[s
     return out
 
 
-def _array(value: Any, n: int | None, name: str, tracing: bool) -> Any:
+def _array(value: Any, n: int | None, w: Weight, tracing: bool) -> Any:
     if tracing:
+        if isinstance(value, ak.Array) and value.ndim > 1:
+            raise returned(f"weight {w.name!r}", w.function, f"returned {_what(value)}", MUST, tracing=True)
         return value
     if np.ndim(value) == 0 and not isinstance(value, ak.Array):
         return np.full(n, float(value))
-    array = to_numpy(value, where=f"weight {name!r}").astype(np.float64, copy=False)
+    try:
+        array = to_numpy(value, where=f"weight {w.name!r}").astype(np.float64, copy=False)
+    except UnknownQuantityError as err:  # a jagged or record array
+        raise returned(f"weight {w.name!r}", w.function, f"returned {_what(value)}", MUST) from err
     if array.shape != (n,):
-        raise ChunkError(f"weight {name!r} returned {array.shape[0] if array.ndim else 'a scalar'} values for {n} events.")
+        raise returned(f"weight {w.name!r}", w.function, f"returned {array.shape[0] if array.ndim else 'a scalar'} "
+                       f"values for {n} events", MUST)
     return array
+
+
+MUST = "A weight must return one number per event it is given (or one number for all of them)."
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, ak.Array):
+        return f"{getattr(value.type, 'content', value.type)} per event"
+    return f"a {type(value).__name__}"
 
 
 def _product(arrays: list[Any]) -> Any:

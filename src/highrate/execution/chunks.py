@@ -13,7 +13,7 @@ from highrate._version import __version__
 from highrate.engine.result import Result, accumulate
 from highrate.execution.checkpoint import CheckpointStore, chunk_key
 from highrate.execution.executors import Executor, supported_options
-from highrate.execution.failures import as_error, retryable
+from highrate.execution.failures import as_error, retryable, user_code
 from highrate.execution.options import Progress, RunOptions
 from highrate.execution.tasks import Task
 from highrate.execution.worker import (
@@ -98,8 +98,8 @@ def run_chunks(
                 failures[i] = {**r.failed[0], "attempts": attempt + 1}
                 failed_files[i] = r.files  # the replicas it tried, for the report
                 final = not retryable(r.failed[0]) or attempt == options.retries
-                if final and not options.skip_bad_files:
-                    raise as_error(failures[i])
+                if final and (not options.skip_bad_files or user_code(failures[i])):
+                    raise as_error(failures[i], tasks[i].analysis.get())
                 continue
             failures.pop(i, None)
             accepted.add(i)

@@ -9,6 +9,7 @@ from typing import Any
 
 from highrate.data.io.files import FileInfo
 from highrate.engine.result import Result
+from highrate.errors import ConfigError
 from highrate.execution.tasks import DatasetPlan
 
 
@@ -24,11 +25,20 @@ class RunOptions:
     limit_files: int | None = None
     limit_chunks: int | None = None
     skip_bad_files: bool = False
+    # with skip_bad_files, the share of a dataset's input that may fail before the run fails (each
+    # file counts as one, a failed chunk as its share of the file's entries); None: the run fails
+    # only when some dataset processed nothing. The run raises RunFailedError, carrying the outcome.
+    max_failed_fraction: float | None = None
     retries: int = 2  # extra attempts for a failing chunk before it is reported
     checkpoint_dir: str | None = None  # store each chunk's result here as it completes
     resume: bool = False  # reuse the results already in checkpoint_dir
     chunk_timeout: float | None = None  # seconds a chunk's read (or a file's opening) may take
     columns_dir: str | None = None  # where Analysis.save_columns writes its Parquet files
+
+    def __post_init__(self) -> None:
+        f = self.max_failed_fraction
+        if f is not None and not 0 <= f <= 1:
+            raise ConfigError(f"max_failed_fraction (--max-failed-fraction) must be between 0 and 1, got {f}.")
 
 
 

@@ -9,12 +9,11 @@ from typing import Any
 from highrate.data.datasets import Dataset
 from highrate.data.partition import WorkItem
 from highrate.engine.result import Result, accumulate, finished
-from highrate.errors import (
-    ConfigError,
-)
+from highrate.errors import ConfigError, RunFailedError
 from highrate.execution.allocator import keep_freed_memory
 from highrate.execution.chunks import run_chunks
 from highrate.execution.executors import Executor, make_executor
+from highrate.execution.failures import too_much_lost
 from highrate.execution.options import Progress, RunOptions, RunOutcome
 from highrate.execution.planning import (
     check_branches,
@@ -74,7 +73,7 @@ def run(
         chunk_result, counts = run_chunks(ex, tasks, options, report)
         merged = finished(accumulate([Result(failed=failed, files=describe_failures(files)), chunk_result]))
         t_end = time.perf_counter()
-        return RunOutcome(
+        outcome = RunOutcome(
             result=merged,
             wall_s=t_end - t0,
             plans=plans,
@@ -85,6 +84,23 @@ def run(
             timings={"metadata_s": t_meta - t0, "plan_s": t_plan - t_meta, "processing_s": t_end - t_meta},
             chunk_counts=counts,
         )
+        if merged.failed:
+            _judge(outcome, datasets, options)
+        return outcome
     finally:
         if own:
             ex.close()
+
+
+
+def _judge(outcome: RunOutcome, datasets: Sequence[Dataset], options: RunOptions) -> None:
+    """Raise :class:`RunFailedError` (with the outcome, for its report) when the failures skipped
+    cost a dataset everything, or more than ``options.max_failed_fraction`` of its input."""
+    r = outcome.result
+    problem = too_much_lost(
+        r.failed, {d.name: len(d.files[: options.limit_files]) for d in datasets},
+        {name: int(c.get("chunks", 0)) for name, c in r.counts.items()},
+        {info.url: info.entries for infos in outcome.files.values() for info in infos}, options.max_failed_fraction,
+    )
+    if problem is not None:
+        raise RunFailedError(problem, outcome)

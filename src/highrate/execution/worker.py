@@ -9,6 +9,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.base.optional import require
 from highrate.data.io.baskets import FetchStats
 from highrate.data.io.files import describe, forget, opened
 from highrate.data.io.reader import read_columns_costed
@@ -19,7 +20,7 @@ from highrate.engine.events import filter_arrays
 from highrate.engine.result import Result, accumulate
 from highrate.engine.stages.chunk_recorder import ChunkRecorder
 from highrate.engine.stages.pipeline import run_stages
-from highrate.errors import HighrateError, InputFileError, UnknownQuantityError
+from highrate.errors import HighrateError, InputFileError, UnknownQuantityError, UserCodeError
 from highrate.execution.allocator import keep_freed_memory
 from highrate.execution.checkpoint import CheckpointStore
 from highrate.execution.tasks import DatasetPlan, Task
@@ -73,10 +74,7 @@ def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str
     import os
     from pathlib import Path
 
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as err:
-        raise ImportError("saving columns needs pyarrow: pip install 'highrate[columns]'") from err
+    require("pyarrow", "columns", purpose="saving columns (Analysis.save_columns)")
     stem = f"{item.uuid or Path(item.url).stem}_{item.start}_{item.stop}"
     for dataset, table in tables:
         target = Path(folder) / dataset / f"{stem}.parquet"
@@ -178,8 +176,17 @@ def merge(*parts: Outcome | Result) -> Result:
 
 
 def failure(item: WorkItem, err: BaseException) -> Result:
-    """A Result that carries one failed chunk, with the reason and where it ran."""
+    """A Result that carries one failed chunk, with the reason and where it ran.
+
+    An error in the analysis' code keeps its description under ``user_code`` (the stage, the
+    user's line, the traceback as text), so that the driver raises it as it was, whatever ran it."""
+    record: dict[str, Any] = {}
+    if isinstance(err, UserCodeError):
+        err = err.at(dataset=item.dataset, file=item.url, entries=(item.start, item.stop))
+        record["user_code"] = {k: v for k, v in err.fields().items() if k != "traceback"}
     reason = f"{type(err).__name__}: {err}"
+    trace = err.traceback if isinstance(err, UserCodeError) else "" if isinstance(err, HighrateError) else (
+        traceback.format_exc(limit=8))
     return Result(
         failed=[
             {
@@ -188,9 +195,10 @@ def failure(item: WorkItem, err: BaseException) -> Result:
                 "entry_start": item.start,
                 "entry_stop": item.stop,
                 "error": reason,
-                "traceback": "" if isinstance(err, HighrateError) else traceback.format_exc(limit=8),
+                "traceback": trace,
                 "worker": _worker_name(),
                 "time": time.time(),
+                **record,
             }
         ]
     )

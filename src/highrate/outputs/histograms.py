@@ -1,7 +1,10 @@
 """Histograms to ``histograms.root`` (uproot) and ``histograms.pkl`` (``hist`` objects).
 
-Layout: ``{histogram}/{dataset}/{category}/{variation}``, ``nominal`` for the nominal, so that
-cabinetry- and Combine-style tools find them by path.
+The pickle is keyed like :attr:`highrate.Result.histograms`: ``(histogram, dataset, category,
+variation)`` tuples, ``"nominal"`` for the nominal. The ROOT file holds the same histograms at
+``{histogram}/{dataset}/{category}/{variation}``, so that cabinetry- and Combine-style tools find
+them by path, with axis titles in ROOT's TLatex (``#it{p}_{T}``) where the analysis wrote
+matplotlib mathtext (``$p_{T}$``).
 """
 
 from __future__ import annotations
@@ -9,15 +12,38 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import hist
 import uproot
 
 from highrate.engine.result import HistKey
+from highrate.errors import ConfigError
+from highrate.outputs.latex import to_tlatex
 
 
 def hist_path(key: HistKey) -> str:
+    """``"histogram/dataset/category/variation"``: where ``key`` lives in ``histograms.root``."""
     return "/".join(key)
+
+
+def hist_key(path: str, *, where: str = "histograms") -> HistKey:
+    """The key of a ``histogram/dataset/category/variation`` path; :class:`ConfigError` otherwise."""
+    parts = path.split(";")[0].split("/")
+    if len(parts) != 4 or not all(parts):
+        raise ConfigError(f"{where}: {path!r} is not 'histogram/dataset/category/variation'.")
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def root_titles(h: hist.Hist) -> hist.Hist:
+    """``h`` with its axis labels in TLatex: a copy where one changes, ``h`` itself otherwise."""
+    labels = [to_tlatex(axis.label) if axis.label else axis.label for axis in h.axes]
+    if all(new == axis.label for new, axis in zip(labels, h.axes, strict=True)):
+        return h
+    out = h.copy()
+    for axis, label in zip(out.axes, labels, strict=True):
+        axis.label = label
+    return out
 
 
 def write_root(path: Path, histograms: Mapping[HistKey, hist.Hist]) -> None:
@@ -25,18 +51,34 @@ def write_root(path: Path, histograms: Mapping[HistKey, hist.Hist]) -> None:
     tmp = path.with_suffix(".root.tmp")
     with uproot.recreate(tmp) as f:
         for key in sorted(histograms):
-            f[hist_path(key)] = histograms[key]
+            f[hist_path(key)] = root_titles(histograms[key])
     tmp.replace(path)
 
 
 def write_pickle(path: Path, histograms: Mapping[HistKey, hist.Hist]) -> None:
-    """Pickle ``{"hist/dataset/category/variation": hist.Hist}``."""
+    """Pickle ``{(histogram, dataset, category, variation): hist.Hist}``, sorted by key."""
     tmp = path.with_suffix(".pkl.tmp")
     with tmp.open("wb") as f:
-        pickle.dump({hist_path(k): histograms[k] for k in sorted(histograms)}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump({tuple(k): histograms[k] for k in sorted(histograms)}, f, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
 
 
-def read_pickle(path: Path) -> dict[str, hist.Hist]:
+def read_pickle(path: str | Path) -> dict[HistKey, hist.Hist]:
+    """``histograms.pkl`` keyed by ``(histogram, dataset, category, variation)``.
+
+    Pickles of highrate 0.1, keyed by ``"histogram/dataset/category/variation"``
+    strings, are converted on reading.
+    """
     with Path(path).open("rb") as f:
-        return pickle.load(f)
+        raw: dict[Any, hist.Hist] = pickle.load(f)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{str(path)!r} holds a {type(raw).__name__}, not highrate's histograms.")
+    out: dict[HistKey, hist.Hist] = {}
+    for key, h in raw.items():
+        if isinstance(key, str):
+            out[hist_key(key, where=str(path))] = h
+        elif isinstance(key, tuple) and len(key) == 4 and all(isinstance(k, str) for k in key):
+            out[key] = h
+        else:
+            raise ConfigError(f"{str(path)!r}: key {key!r} is not (histogram, dataset, category, variation).")
+    return out

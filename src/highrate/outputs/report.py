@@ -66,6 +66,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "limit_chunks": options.limit_chunks, "skip_bad_files": options.skip_bad_files,
             "retries": options.retries, "checkpoint_dir": options.checkpoint_dir, "resume": options.resume,
             "chunk_timeout": options.chunk_timeout, "cluster": options.cluster,
+            "max_failed_fraction": options.max_failed_fraction,
         },
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},

@@ -25,6 +25,10 @@ class Analysis:
     """A complete analysis definition, executed in this order per chunk:
 
     skim → objects → preselection → quantities → categories → weights → histograms.
+
+    Each stage sees what the stages before it defined as event fields: preselection cuts the
+    objects (``ev.MuonGood``), category, subsample and weight functions also the quantities
+    (``ev.mll``); histograms name either.
     """
 
     skim: tuple[Cut, ...] = ()
@@ -91,6 +95,13 @@ class Analysis:
                                       + did_you_mean(cat, self.categories))
         if not self.categories:
             raise ConfigError(f"analysis {self.name!r}: define at least one category (e.g. {{'baseline': []}}).")
+
+    def functions(self) -> list[Callable[..., Any]]:
+        """Every user function of the definition: cuts, objects, quantities, weights, variations."""
+        cuts = (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs),
+                *(c for parts in self.subsamples.values() for cs in parts.values() for c in cs))
+        return [*(c.function for c in cuts), *self.objects.values(), *self.quantities.values(),
+                *(w.function for w in self.weights), *(v.function for v in self.variations)]
 
     def hash(self) -> str:
         """A stable hash of the definition: its structure (names, parameters, histograms and each

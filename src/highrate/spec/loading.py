@@ -4,7 +4,6 @@ which travel to workers by value and are part of the definition hash.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import os
@@ -17,6 +16,7 @@ import cloudpickle
 
 from highrate.errors import ConfigError
 from highrate.spec.analysis import Analysis
+from highrate.spec.usercode import installed
 
 
 def load_analysis(path: str | os.PathLike[str]) -> Analysis:
@@ -80,21 +80,11 @@ def _local_modules(folder: Path) -> list[Any]:
         file = getattr(module, "__file__", None)
         if not file or name.split(".")[0] in ("highrate", "__main__") or "site-packages" in file:
             continue
-        if file.startswith(_installed()) and not str(folder).startswith(_installed()):
+        if file.startswith(installed()) and not str(folder).startswith(installed()):
             continue  # the standard library and installed packages (resolving their paths costs ~20 ms)
         if Path(file).resolve().is_relative_to(folder):
             found.append(module)
     return found
-
-
-
-@functools.cache
-def _installed() -> tuple[str, ...]:
-    """Where Python's standard library and installed packages live."""
-    import sysconfig
-
-    paths = sysconfig.get_paths()
-    return tuple({os.path.join(paths[k], "") for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
 
 
 

@@ -15,14 +15,24 @@ Z_MASS = 91.1876
 Z_WIDTH = 2.4952
 TWO_PI = 2.0 * np.pi
 
-#: (Z -> mumu, Drell-Yan continuum) event fractions; the rest has no prompt dimuon.
-MIXTURE = {True: (0.55, 0.20), False: (0.45, 0.15)}
+#: (Z -> mumu, Drell-Yan continuum) event fractions; the rest has no prompt dimuon. Data and
+#: simulation are drawn from the same model, so that the normalised simulation predicts the data.
+MIXTURE = (0.55, 0.20)
 #: |eta| and pt acceptance of the stored muon collection (NanoAOD keeps pt > 3 GeV).
 MUON_ETA_MAX = 2.5
 MUON_PT_MIN = 3.0
 #: genWeight magnitude and the fraction of negative weights (NLO-like sample).
 GEN_WEIGHT = 23.5
 NEGATIVE_WEIGHT_FRACTION = 0.015
+#: Pileup_nTrueInt ~ Gamma(shape, scale): simulation, and the slightly later, narrower data
+#: profile (mean 33.6) that the pileup weights of ``corrections.py`` reweight the simulation to.
+MC_PILEUP = (10.0, 3.2)
+DATA_PILEUP = (11.0, 3.05)
+#: The muon scale factors' bins (|eta|, pt [GeV]): in data, a muon there passes the tight ID and
+#: the isolation with the simulation's efficiency times the scale factor of ``muon_sf_table``.
+MUON_ETA_EDGES: tuple[float, ...] = (0.0, 0.9, 1.2, 2.1, 2.4)
+MUON_PT_EDGES: tuple[float, ...] = (15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 120.0, 200.0)
+MUON_ISO_CUT = 0.15  # the pfRelIso04_all cut the isolation scale factor is for
 
 Collection = tuple[np.ndarray, dict[str, np.ndarray]]
 
@@ -42,6 +52,44 @@ def _power_law(rng: np.random.Generator, n: int, lo: float, hi: float, k: float)
     """Samples of p(x) ~ x**-k on [lo, hi] (k != 1) by inverse CDF."""
     e = 1.0 - k
     return (lo**e + rng.random(n) * (hi**e - lo**e)) ** (1.0 / e)
+
+
+def muon_sf_table(kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Data/simulation efficiency ratio of the muon ``"id"`` (tight ID) or ``"iso"``
+    (isolation) selection per (|eta| bin, pt bin), and its absolute uncertainty: the truth
+    the generator's data follows and ``muon_sf.json`` encodes. Every value is below 1."""
+    eta = np.arange(len(MUON_ETA_EDGES) - 1)[:, None]
+    pt = np.arange(len(MUON_PT_EDGES) - 1)[None, :]
+    if kind == "id":
+        sf = 0.992 - 0.008 * eta - 0.012 * np.exp(-pt / 1.5)
+        unc = 0.004 + 0.002 * eta + 0.006 * np.exp(-pt / 2.0)
+    else:
+        sf = 0.998 - 0.004 * eta - 0.025 * np.exp(-pt / 2.0)
+        unc = 0.003 + 0.001 * eta + 0.008 * np.exp(-pt / 2.0)
+    return np.round(sf, 5), np.round(unc, 5)
+
+
+def _muon_sf(kind: str, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Each muon's scale factor; 1 outside |eta| < 2.4, pt >= 15 (none measured), the last
+    bin above 200 GeV (as the ``clamp`` flow)."""
+    sf, _ = muon_sf_table(kind)
+    abs_eta = np.abs(eta)
+    i = np.clip(np.searchsorted(MUON_ETA_EDGES, abs_eta, side="right") - 1, 0, sf.shape[0] - 1)
+    j = np.clip(np.searchsorted(MUON_PT_EDGES, pt, side="right") - 1, 0, sf.shape[1] - 1)
+    inside = (abs_eta < MUON_ETA_EDGES[-1]) & (pt >= MUON_PT_EDGES[0])
+    return np.where(inside, sf[i, j], 1.0)
+
+
+def _data_efficiencies(rng: np.random.Generator, pt: np.ndarray, eta: np.ndarray,
+                       tight: np.ndarray, iso: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Data's tight ID and isolation: the simulation's, each kept with the probability of its
+    scale factor (below 1), so data's efficiency is the simulation's times the scale factor.
+    A muon that loses its isolation moves above the cut by the cut's value."""
+    pt, eta = _f32(pt), _f32(eta)  # the values written, which the scale factors are looked up with
+    u = rng.random((2, len(pt)))
+    tight = tight & (u[0] < _muon_sf("id", pt, eta))
+    lost = (iso < MUON_ISO_CUT) & (u[1] >= _muon_sf("iso", pt, eta))
+    return tight, np.where(lost, iso + MUON_ISO_CUT, iso)
 
 
 def two_body_decay(
@@ -90,7 +138,7 @@ def _sorted_collection(
 
 def muons(rng: np.random.Generator, n: int, is_mc: bool) -> Collection:
     """Prompt dimuons from Z/DY plus soft non-prompt muons; sorted by pt."""
-    f_z, f_dy = MIXTURE[is_mc]
+    f_z, f_dy = MIXTURE
     u = rng.random(n)
     is_z, is_dy = u < f_z, (u >= f_z) & (u < f_z + f_dy)
     prompt = np.flatnonzero(is_z | is_dy)
@@ -135,6 +183,10 @@ def muons(rng: np.random.Generator, n: int, is_mc: bool) -> Collection:
     evt = np.concatenate([p_evt, s_evt])
     pt = np.concatenate([p_pt, s_pt])
     eta = np.concatenate([p_eta, s_eta])
+    tight = np.concatenate([p_tight, s_tight])
+    iso = np.concatenate([p_iso, s_iso])
+    if not is_mc:  # only data draws these numbers: the simulation's stream is unchanged
+        tight, iso = _data_efficiencies(rng, pt, eta, tight, iso)
     keep = (pt > MUON_PT_MIN) & (np.abs(eta) < MUON_ETA_MAX)
     fields = {
         "pt": _f32(pt),
@@ -142,8 +194,8 @@ def muons(rng: np.random.Generator, n: int, is_mc: bool) -> Collection:
         "phi": _f32(np.concatenate([p_phi, s_phi])),
         "mass": np.full(len(pt), MUON_MASS, dtype=np.float32),
         "charge": np.concatenate([p_q, s_q]).astype(np.int32),
-        "tightId": np.concatenate([p_tight, s_tight]),
-        "pfRelIso04_all": _f32(np.concatenate([p_iso, s_iso])),
+        "tightId": tight,
+        "pfRelIso04_all": _f32(iso),
         "dxy": _f32(np.concatenate([p_dxy, s_dxy])),
         "dz": _f32(np.concatenate([p_dz, s_dz])),
     }
@@ -207,7 +259,7 @@ def event_level(
     if is_mc:
         sign = np.where(rng.random(n) < NEGATIVE_WEIGHT_FRACTION, -1.0, 1.0)
         out["genWeight"] = _f32(sign * GEN_WEIGHT)
-    true_int = rng.gamma(10.0, 3.2, n)
+    true_int = rng.gamma(*(MC_PILEUP if is_mc else DATA_PILEUP), n)
     npv = rng.poisson(0.9 * true_int).astype(np.int32)
     npv[rng.random(n) < 0.005] = 0
     out["PV_npvsGood"] = npv

@@ -3,12 +3,14 @@
 :func:`write_corrections` writes, into one folder,
 
 - ``pileup.json``: ``pileup(NumTrueInteractions: real, weights: string) -> weight``, 100 bins
-  of one over 0..100, a data/MC ratio for the generator's ``Pileup_nTrueInt`` profile
-  (``nominal``, ``up``, ``down``: the data profile's mean moved by +-2%), flow ``clamp``;
+  of one over 0..100, the data/MC ratio of the generator's ``Pileup_nTrueInt`` profiles,
+  unit mean over the MC profile (``nominal``, ``up``, ``down``: the data profile's mean moved
+  by +-2%), flow ``clamp``;
 - ``muon_sf.json``: ``muon_id_sf``, ``muon_iso_sf`` and ``muon_id_sf_clamped``, each
   ``(eta: real = |eta|, pt: real, scale_factors: string) -> sf`` in 4 |eta| x 8 pt bins
-  (|eta| 0..2.4, pt 15..200 GeV), values 0.95-1.0 with ~1% ``systup``/``systdown``; flow
-  ``error`` (``clamp`` for ``muon_id_sf_clamped``);
+  (|eta| 0..2.4, pt 15..200 GeV), values 0.95-1.0 with ~1% ``systup``/``systdown``: the
+  data/MC efficiency ratio the generator's data follows; flow ``error`` (``clamp`` for
+  ``muon_id_sf_clamped``);
 - ``jes.json``: ``jes_uncertainty(eta: real, pt: real) -> relative uncertainty``, 1-4% (larger
   at low pt and high |eta|), flow ``clamp``;
 - ``golden.json``: a CMS golden JSON for the data files, dropping one whole run and a lumi
@@ -29,6 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from highrate.testing._physics import (
+    DATA_PILEUP,
+    MC_PILEUP,
+    MUON_ETA_EDGES,
+    MUON_PT_EDGES,
+    muon_sf_table,
+)
+
 __all__ = [
     "JES_ETA_EDGES",
     "JES_PT_EDGES",
@@ -40,14 +50,9 @@ __all__ = [
 ]
 
 PILEUP_EDGES: tuple[float, ...] = tuple(float(x) for x in range(101))
-MUON_ETA_EDGES: tuple[float, ...] = (0.0, 0.9, 1.2, 2.1, 2.4)
-MUON_PT_EDGES: tuple[float, ...] = (15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 60.0, 120.0, 200.0)
 JES_ETA_EDGES: tuple[float, ...] = (-5.0, -3.0, -2.5, -1.3, 0.0, 1.3, 2.5, 3.0, 5.0)
 JES_PT_EDGES: tuple[float, ...] = (10.0, 20.0, 30.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 6500.0)
 
-# The generator draws Pileup_nTrueInt ~ Gamma(shape 10, scale 3.2) for MC.
-_MC_PU = (10.0, 3.2)
-_DATA_PU = (11.0, 3.05)  # a slightly later, narrower "data" profile: mean 33.6
 _PU_SHIFT = 0.02  # up/down: the data profile's mean moves by +-2%
 
 
@@ -63,9 +68,9 @@ def _gamma_pdf(x: np.ndarray, shape: float, scale: float) -> np.ndarray:
 
 def _pileup_ratio(shift: float) -> list[float]:
     centres = 0.5 * (np.asarray(PILEUP_EDGES[:-1]) + np.asarray(PILEUP_EDGES[1:]))
-    mc = _gamma_pdf(centres, *_MC_PU)
+    mc = _gamma_pdf(centres, *MC_PILEUP)
     mc /= mc.sum()
-    data = _gamma_pdf(centres, _DATA_PU[0], _DATA_PU[1] * (1.0 + shift))
+    data = _gamma_pdf(centres, DATA_PILEUP[0], DATA_PILEUP[1] * (1.0 + shift))
     data /= data.sum()
     ratio = np.clip(data / np.maximum(mc, 1e-12), 0.0, 5.0)
     ratio /= np.sum(ratio * mc)  # unit mean weight on the MC profile
@@ -101,21 +106,8 @@ def _pileup() -> dict[str, Any]:
         ("weight", "event weight"), data)
 
 
-def _muon_table(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(scale factors, absolute uncertainties) per (|eta| bin, pt bin), C order."""
-    eta = np.arange(len(MUON_ETA_EDGES) - 1)[:, None]
-    pt = np.arange(len(MUON_PT_EDGES) - 1)[None, :]
-    if kind == "id":
-        sf = 0.992 - 0.008 * eta - 0.012 * np.exp(-pt / 1.5)
-        unc = 0.004 + 0.002 * eta + 0.006 * np.exp(-pt / 2.0)
-    else:
-        sf = 0.998 - 0.004 * eta - 0.025 * np.exp(-pt / 2.0)
-        unc = 0.003 + 0.001 * eta + 0.008 * np.exp(-pt / 2.0)
-    return np.round(sf, 5), np.round(unc, 5)
-
-
 def _muon(name: str, kind: str, flow: str) -> dict[str, Any]:
-    sf, unc = _muon_table(kind)
+    sf, unc = muon_sf_table(kind)  # the efficiency ratio the generator's data follows
     variations = {"nominal": sf, "systup": sf + unc, "systdown": sf - unc}
     data = _category("scale_factors", {
         key: {"nodetype": "multibinning", "inputs": ["eta", "pt"],

@@ -1,12 +1,13 @@
-"""Deterministic synthetic CMS NanoAOD (v9-like) files.
+"""Deterministic synthetic CMS NanoAOD files (v12-like, or v15's jets without ``jetId``).
 
 The generator writes real ROOT files with uproot: an ``Events`` TTree with NanoAOD branch
 names, ROOT types and the ``nMuon``/``Muon_pt[nMuon]`` jagged layout, plus ``Runs`` and
 ``LuminosityBlocks`` trees as CMSSW writes them. Contents are a pure function of
-``(seed, file index, is_mc, events, first_event, run, extra_branches)``: events are
+``(seed, file index, is_mc, events, first_event, run, extra_branches, nanoaod_version)``: events are
 generated in fixed chunks of 65,536, each from its own ``numpy.random.SeedSequence``, so
 neither the compression nor ``basket_events`` changes a single value, and adding extra
-branches leaves the core branches untouched.
+branches leaves the core branches untouched, as does the NanoAOD version all but the jet ID
+(see ``_jetid.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import uproot
 
 from highrate.testing import _physics
 from highrate.testing._extras import extra_branch_specs, generate_extras
+from highrate.testing._jetid import RUN3_JET_ID_FIELDS, check_version, replace_jet_id, run3_jets
 
 __all__ = [
     "COMPRESSION_LEVELS",
@@ -61,7 +63,7 @@ _FLAGS = ("Flag_goodVertices", "Flag_globalSuperTightHalo2016Filter", "Flag_HBHE
           "Flag_BadPFMuonFilter", "Flag_eeBadScFilter", "Flag_METFilters")
 
 
-def _schema(is_mc: bool, extra_branches: int) -> list[tuple[str, object]]:
+def _schema(is_mc: bool, extra_branches: int, nanoaod_version: int = 12) -> list[tuple[str, object]]:
     """Ordered ``(name, dtype | {field: dtype})`` entries; dicts are jagged collections."""
     out: list[tuple[str, object]] = [
         ("run", np.dtype(np.uint32)), ("luminosityBlock", np.dtype(np.uint32)),
@@ -72,6 +74,8 @@ def _schema(is_mc: bool, extra_branches: int) -> list[tuple[str, object]]:
     out.append(("PV_npvsGood", _I32))
     out += [(name, _BOOL) for name in (*_FLAGS, "HLT_IsoMu24", "HLT_Ele32_WPTight_Gsf")]
     jet = dict(_JET) if is_mc else {k: v for k, v in _JET.items() if k != "hadronFlavour"}
+    if nanoaod_version >= 15:
+        jet = replace_jet_id(jet, RUN3_JET_ID_FIELDS)
     out += [("Muon", dict(_MUON)), ("Electron", dict(_ELECTRON)), ("Jet", jet)]
     out += [("MET_pt", _F32), ("MET_phi", _F32)]
     if is_mc:
@@ -90,10 +94,10 @@ def _schema(is_mc: bool, extra_branches: int) -> list[tuple[str, object]]:
     return out
 
 
-def branch_names(*, is_mc: bool, extra_branches: int = 0) -> list[str]:
+def branch_names(*, is_mc: bool, extra_branches: int = 0, nanoaod_version: int = 12) -> list[str]:
     """The ``Events`` branch names, in order, that :func:`generate_file` writes."""
     names: list[str] = []
-    for name, kind in _schema(is_mc, extra_branches):
+    for name, kind in _schema(is_mc, extra_branches, check_version(nanoaod_version)):
         if isinstance(kind, dict):
             names += [f"n{name}", *(f"{name}_{field}" for field in kind)]
         else:
@@ -201,7 +205,7 @@ def _ids(layout: _Layout, first_event: int, start: int, n: int) -> dict[str, np.
 
 
 def _chunks(seed: int, index: int, is_mc: bool, events: int, first_event: int,
-            layout: _Layout, extra_branches: int) -> Iterator[_Batch]:
+            layout: _Layout, extra_branches: int, nanoaod_version: int) -> Iterator[_Batch]:
     specs = extra_branch_specs(extra_branches)
     for c, start in enumerate(range(0, events, _GEN_CHUNK)):
         n = min(_GEN_CHUNK, events - start)
@@ -209,6 +213,8 @@ def _chunks(seed: int, index: int, is_mc: bool, events: int, first_event: int,
         mu = _physics.muons(rng, n, is_mc)
         ele = _physics.electrons(rng, n)
         jet = _physics.jets(rng, n, is_mc)
+        if nanoaod_version >= 15:  # its own stream: every other branch equals the v12 file's
+            jet = run3_jets(np.random.default_rng(np.random.SeedSequence([seed, index, int(is_mc), 3, c])), jet)
         scalars = _ids(layout, first_event, start, n)
         scalars.update(_physics.event_level(rng, n, is_mc, mu, ele))
         collections = {"Muon": mu, "Electron": ele, "Jet": jet}
@@ -228,11 +234,12 @@ def _check_count(name: str, value: int, minimum: int) -> None:
 
 def _write(path: Path, *, events: int, seed: int, index: int, is_mc: bool, compression: str,
            level: int | None, basket_events: int | None, extra_branches: int,
-           first_event: int, run: int | None) -> Path:
+           first_event: int, run: int | None, nanoaod_version: int) -> Path:
     _check_count("events", events, 0)
     _check_count("seed", seed, 0)
     _check_count("first_event", first_event, 0)
     _check_count("extra_branches", extra_branches, 0)
+    check_version(nanoaod_version)
     if run is not None:
         _check_count("run", run, 1)
     algorithm = compression_of(compression, level)
@@ -240,7 +247,7 @@ def _write(path: Path, *, events: int, seed: int, index: int, is_mc: bool, compr
         basket_events = max(1000, min(100_000, math.ceil(events / 8)))
     _check_count("basket_events", basket_events, 1)
 
-    schema = _schema(is_mc, extra_branches)
+    schema = _schema(is_mc, extra_branches, nanoaod_version)
     types: dict[str, object] = {}
     for name, kind in schema:
         if isinstance(kind, dict):
@@ -280,7 +287,7 @@ def _write(path: Path, *, events: int, seed: int, index: int, is_mc: bool, compr
                 pending = [batch.slice(start, batch.size)] if start < batch.size else []
                 buffered = batch.size - start
 
-            for batch in _chunks(seed, index, is_mc, events, first_event, layout, extra_branches):
+            for batch in _chunks(seed, index, is_mc, events, first_event, layout, extra_branches, nanoaod_version):
                 run_index = batch.scalars.pop("_run_index")
                 count += np.bincount(run_index, minlength=n_runs)
                 if is_mc:
@@ -319,7 +326,7 @@ def _write(path: Path, *, events: int, seed: int, index: int, is_mc: bool, compr
 def generate_file(
     path: str | os.PathLike[str], *, events: int, seed: int, is_mc: bool = True,
     compression: str = "zstd", level: int | None = None, basket_events: int | None = None,
-    extra_branches: int = 0, first_event: int = 0, run: int | None = None,
+    extra_branches: int = 0, first_event: int = 0, run: int | None = None, nanoaod_version: int = 12,
 ) -> Path:
     """Write one synthetic NanoAOD file and return its path.
 
@@ -329,17 +336,20 @@ def generate_file(
     ``compression`` is one of zlib, lzma, lz4, zstd (default levels 4, 9, 4, 5);
     baskets hold ``basket_events`` entries (default ``max(1000, min(100000, events/8))``).
     ``run``: MC run number (default 1) or the first data run (default 315252).
+    ``nanoaod_version``: 12 writes ``Jet_jetId``; 15 writes, as v15 does, the jets' energy
+    fractions and multiplicities instead (every other branch is the same as 12's).
     """
     return _write(Path(path), events=events, seed=seed, index=0, is_mc=is_mc,
                   compression=compression, level=level, basket_events=basket_events,
-                  extra_branches=extra_branches, first_event=first_event, run=run)
+                  extra_branches=extra_branches, first_event=first_event, run=run,
+                  nanoaod_version=nanoaod_version)
 
 
 def generate_sample(
     outdir: str | os.PathLike[str], *, name: str, events: int, files: int, seed: int,
     is_mc: bool, compression: str = "zstd", level: int | None = None,
     basket_events: int | None = None, extra_branches: int = 0, first_event: int = 0,
-    run: int | None = None,
+    run: int | None = None, nanoaod_version: int = 12,
 ) -> list[Path]:
     """Write ``outdir/name/name_{i}.root`` for ``i < files`` and return their paths.
 
@@ -347,6 +357,7 @@ def generate_sample(
     ``i`` is seeded from ``(seed, i)`` and continues the event numbering of file ``i-1``.
     Data files get disjoint run ranges (``run + 10*i``). Stale ``name_<k>.root`` files
     left from an earlier call with more files are removed so that globs stay correct.
+    ``nanoaod_version`` as for :func:`generate_file`.
     """
     _check_count("files", files, 1)
     _check_count("events", events, 0)
@@ -364,7 +375,7 @@ def generate_sample(
         paths.append(_write(folder / f"{name}_{i}.root", events=n, seed=seed, index=i,
                             is_mc=is_mc, compression=compression, level=level,
                             basket_events=basket_events, extra_branches=extra_branches,
-                            first_event=offset, run=file_run))
+                            first_event=offset, run=file_run, nanoaod_version=nanoaod_version))
         offset += n
     pattern = re.compile(rf"{re.escape(name)}_(\d+)\.root")
     for stale in folder.iterdir():

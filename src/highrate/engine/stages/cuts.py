@@ -12,8 +12,11 @@ import awkward as ak
 import numpy as np
 
 from highrate.engine.stages.recording import Recorder
-from highrate.errors import ChunkError, ConfigError, UnknownQuantityError
+from highrate.errors import ConfigError, HighrateError, UnknownQuantityError
 from highrate.spec.steps import Cut
+from highrate.spec.usercode import raised, returned
+
+STAGE_NAMES = {"presel": "preselection"}  # the cutflow's short name → the name in messages
 
 
 def is_tracing(array: Any) -> bool:
@@ -27,13 +30,16 @@ def both(a: Any, b: Any) -> Any:
 
 
 def guard(thunk: Any, where: str, events: ak.Array) -> Any:
-    """Run a user function, turning a missing field into an error that names the stage."""
+    """Run a user function: a missing field or metadata key becomes an error that names the stage
+    and the fix, any other exception a :class:`UserCodeError` naming the stage and the user's line."""
     try:
         return thunk()
+    except HighrateError:  # highrate's own helpers, called by the user's code, said what was wrong
+        raise
     except (AttributeError, ak.errors.FieldNotFoundError) as err:  # events.Jet, events["Jet"]
         if "no field" in str(err):
             raise UnknownQuantityError(f"{where}: {err}. Event fields: {', '.join(events.fields)}.") from err
-        raise
+        raise raised(where, err, tracing=is_tracing(events)) from err
     except KeyError as err:
         key = err.args[0] if err.args else None
         meta = next((a for a in getattr(thunk, "args", ()) if isinstance(a, Mapping)), None)
@@ -42,23 +48,56 @@ def guard(thunk: Any, where: str, events: ak.Array) -> Any:
                 f"{where}: the dataset's metadata has no {key!r} (it has {', '.join(sorted(meta))}); "
                 f"add '{key}: ...' under the dataset's metadata in the datasets file."
             ) from err
+        raise raised(where, err, tracing=is_tracing(events)) from err
+    except MemoryError:  # the chunk was too big, not the code wrong
         raise
+    except Exception as err:
+        raise raised(where, err, tracing=is_tracing(events)) from err
 
 
+MUST = "A cut must return one boolean per event, e.g. ev.MET.pt > 50 or ak.num(ev.Muon) >= 2."
 
-def cut_mask(value: Any, where: str, n: int | None) -> Any:
+
+def cut_mask(value: Any, where: str, n: int | None, function: Any = None) -> Any:
+    """The cut's mask as numpy booleans (a typetracer when tracing); ``function`` (the user's)
+    is named when the value is not one boolean per event."""
+    tracing = n is None  # the events' length is known on real arrays only
+
+    def wrong(problem: str, hint: str = MUST) -> Exception:
+        return returned(where, function, problem, hint, tracing=tracing)
+
     if isinstance(value, ak.Array):
         if value.ndim != 1:
-            raise ChunkError(f"{where} returned a per-object mask ({value.type}); reduce it with ak.any/ak.all.")
+            raise wrong(f"returned a per-object mask ({per_event_type(value)} per event)",
+                        "A cut must return one boolean per event: reduce a per-object mask with "
+                        "ak.any(mask, axis=1) or ak.all(mask, axis=1).")
+        kind = _primitive(value.layout)
+        if kind != "bool":
+            raise wrong(f"returned {kind} values" if kind else f"returned {per_event_type(value)} per event")
         if is_tracing(value):
             return value
         value = ak.to_numpy(value)
     value = np.asarray(value)
+    if value.ndim == 0:
+        raise wrong(f"returned a single value ({value!r:.60}), not one per event")
     if value.dtype != np.bool_:
-        raise ChunkError(f"{where} returned {value.dtype} values; a cut must return booleans.")
+        raise wrong(f"returned {value.dtype} values")
     if n is not None and value.shape != (n,):
-        raise ChunkError(f"{where} returned {value.shape[0] if value.ndim else 'a scalar'} values for {n} events.")
+        raise wrong(f"returned {value.shape[0]} values for {n} events",
+                    "A cut must return one boolean per event it is given: a mask, not the selected events.")
     return value
+
+
+def per_event_type(array: ak.Array) -> str:
+    """What an array holds per event ("var * bool"), whatever its length (unknown when tracing)."""
+    return str(getattr(array.type, "content", array.type))
+
+
+def _primitive(layout: Any) -> str | None:
+    """The dtype name of a flat array's values (through options and indexes), or None (records, ...)."""
+    while layout.is_option or layout.is_indexed:
+        layout = layout.content
+    return layout.dtype.name if isinstance(layout, ak.contents.NumpyArray) else None
 
 
 
@@ -71,7 +110,7 @@ def and_cuts(
     for cut in cuts:
         if id(cut) not in cache:
             label = f"{where} cut {cut.name!r}"
-            cache[id(cut)] = cut_mask(guard(partial(cut, events, meta), label, events), label, n)
+            cache[id(cut)] = cut_mask(guard(partial(cut, events, meta), label, events), label, n, cut.function)
         mask = cache[id(cut)] if mask is None else mask & cache[id(cut)]
     return mask
 
@@ -88,8 +127,8 @@ def select(
     mask = None
     n = None if is_tracing(events) else len(events)
     for cut in cuts:
-        where = f"{stage} cut {cut.name!r}"
-        m = cut_mask(guard(lambda c=cut: c(events, meta), where, events), where, n)
+        where = f"{STAGE_NAMES.get(stage, stage)} cut {cut.name!r}"
+        m = cut_mask(guard(lambda c=cut: c(events, meta), where, events), where, n, cut.function)
         mask = m if mask is None else mask & m
         record(f"{stage}/{cut.name}", mask, None)
     if mask is None:

@@ -11,10 +11,12 @@ from functools import partial
 from typing import Any
 
 import awkward as ak
+import numpy as np
 
 from highrate.engine.collections import recording_fields
 from highrate.engine.quantities import Filled, evaluate, to_numpy
 from highrate.engine.stages.cuts import and_cuts, both, guard, is_tracing, select
+from highrate.engine.stages.objects import per_event, with_fields
 from highrate.engine.stages.recording import NOMINAL, Recorder
 from highrate.engine.weights import WeightSet, event_weights
 from highrate.spec.analysis import Analysis
@@ -77,17 +79,20 @@ def downstream(
             stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
             continue
         with recording_fields() as seen:
-            stage.computed[name] = guard(partial(call_with, fn, arity(fn, name), events, {}, meta),
-                                          f"quantity {name!r}", events)
+            value = guard(partial(call_with, fn, arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
+            stage.computed[name] = per_event(value, events, f"quantity {name!r}", fn)
         stage.computed_deps[name] = frozenset(seen)
         changed.add(name)
+    # weights and category cuts read the quantities as fields (ev.mll); histograms and saved columns
+    # take them by name, from the events the quantities read, whose packed fields they share
+    with_quantities = _with_quantities(events, stage.computed)
     if nominal is not None and reusable(nominal.weight_deps):
         stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
     else:
         with recording_fields() as seen:
             stage.weights = event_weights(
-                analysis.weights, events, meta, tracing=is_tracing(events),
-                call=lambda w: guard(partial(w, events, meta), f"weight {w.name!r}", events),
+                analysis.weights, with_quantities, meta, tracing=is_tracing(events),
+                call=lambda w: guard(partial(w, with_quantities, meta), f"weight {w.name!r}", with_quantities),
             )
         stage.weight_deps = frozenset(seen)
     for h in analysis.histograms:
@@ -107,9 +112,9 @@ def downstream(
                 stage.cuts[id(cut)] = nominal.cuts[id(cut)]
                 continue
             with recording_fields() as seen:
-                and_cuts(events, (cut,), meta, where, stage.cuts)
+                and_cuts(with_quantities, (cut,), meta, where, stage.cuts)
             stage.cut_deps[id(cut)] = frozenset(seen)
-        return and_cuts(events, cuts, meta, where, stage.cuts)
+        return and_cuts(with_quantities, cuts, meta, where, stage.cuts)
 
     weights = stage.weights
     filled = stage.filled
@@ -147,6 +152,12 @@ def downstream(
                              dataset=dataset)
     return stage
 
+
+
+def _with_quantities(events: ak.Array, computed: Mapping[str, Any]) -> ak.Array:
+    """The events with each quantity (a number or one value per event) as a field."""
+    fields = {name: v for name, v in computed.items() if isinstance(v, ak.Array | np.ndarray | int | float)}
+    return with_fields(events, fields) if fields else events
 
 
 def _numpy(filled: Filled, where: str) -> Filled:

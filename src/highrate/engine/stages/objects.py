@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import awkward as ak
+import numpy as np
 
 from highrate.arrays.fast import is_packed
 from highrate.engine.collections import recording_fields
@@ -16,6 +17,7 @@ from highrate.engine.stages.cuts import guard, is_tracing
 from highrate.engine.stages.recording import Dependencies
 from highrate.spec.analysis import Analysis
 from highrate.spec.steps import arity, call_with
+from highrate.spec.usercode import returned
 
 
 def recompute_objects(
@@ -34,11 +36,24 @@ def recompute_objects(
 
 def define(name: str, function: Any, events: ak.Array, meta: Mapping[str, Any]) -> Any:
     """One object of the analysis on ``events``, packed."""
-    value = guard(partial(call_with, function, arity(function, name), events, {}, meta), f"object {name!r}", events)
+    value = per_event(guard(partial(call_with, function, arity(function, name), events, {}, meta),
+                            f"object {name!r}", events), events, f"object {name!r}", function)
     if isinstance(value, ak.Array) and not is_tracing(value) and not is_packed(value.layout):
         value = ak.to_packed(value)  # one gather now; every later use of its fields is a view
     return value
 
+
+
+def per_event(value: Any, events: ak.Array, where: str, function: Any) -> Any:
+    """``value``, checked to hold one entry per event (an object or a quantity)."""
+    if is_tracing(events) or not isinstance(value, ak.Array | np.ndarray) or not value.ndim:
+        return value  # a number is broadcast to every event
+    if len(value) != len(events):
+        raise returned(where, function, f"returned {len(value)} entries for {len(events)} events",
+                       "Objects and quantities must return one entry per event they are given (for a collection, "
+                       "a list of objects per event): select objects within events (mu[mu.pt > 20]), never events "
+                       "(ev[...]).")
+    return value
 
 
 def with_fields(events: ak.Array, fields: Mapping[str, Any]) -> ak.Array:

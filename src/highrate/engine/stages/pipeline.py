@@ -20,8 +20,8 @@ from highrate.engine.stages.cuts import guard, is_tracing, select
 from highrate.engine.stages.downstream import downstream
 from highrate.engine.stages.objects import define_objects, recompute_objects, with_fields
 from highrate.engine.stages.recording import NOMINAL, Dependencies, Recorder
-from highrate.errors import ChunkError
 from highrate.spec.analysis import Analysis
+from highrate.spec.usercode import returned
 
 
 def run_stages(
@@ -59,7 +59,9 @@ def run_stages(
             where = f"shape variation {variation.name!r} ({direction})"
             replaced = guard(partial(variation, base, direction, meta, shared), where, base)
             if not isinstance(replaced, Mapping):
-                raise ChunkError(f"{where} must return a mapping of event fields to replace, e.g. {{'Jet': jets}}.")
+                raise returned(where, variation.function, f"returned a {type(replaced).__name__}",
+                               "A shape variation must return a mapping of the event fields it replaces, e.g. "
+                               "{'Jet': jets}.", tracing=tracing)
             if tracing:
                 recorder.variation_fields[variation.name] = frozenset(replaced)
             shifted = with_fields(base, replaced)

@@ -23,6 +23,11 @@ def check_workers(client: Any, *, expected: str, hint: str) -> dict[str, str]:
     versions: dict[str, str] = {}
     for address, answer in sorted(answers.items()):
         worker = _describe(address, info.get(address, {}))
+        if isinstance(answer, OSError):  # the scheduler could not reach it: not a question of its software
+            raise ExecutorError(
+                f"the scheduler cannot connect to worker {worker} ({answer}): a firewall that lets workers "
+                "connect out but not in? Run `highrate broker` and use broker:// addresses (docs/how-to/broker.md)."
+            )
         if isinstance(answer, BaseException):
             raise ExecutorError(f"worker {worker} cannot import highrate ({answer}). {hint}")
         if answer != expected:

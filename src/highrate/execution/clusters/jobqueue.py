@@ -8,9 +8,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from highrate.base.optional import require
 from highrate.errors import ConfigError
 from highrate.execution.clusters.kinds import WORKER_KEYS, scaled
-from highrate.execution.clusters.optional import require
 from highrate.execution.clusters.profile import ClusterProfile
 
 BATCH_KEYS = WORKER_KEYS | {
@@ -33,7 +33,7 @@ class JobqueueKind:
 
     def describe(self, profile: ClusterProfile) -> str:
         """The job script each batch job runs, from the jobqueue Job class: no scheduler, no submission."""
-        require("dask_jobqueue", extra="batch", purpose=f"{profile.where} (kind {self.system!r})")
+        require("dask_jobqueue", "batch", purpose=f"{profile.where} (kind {self.system!r})")
         module, _, name = self.job_class.partition(":")
         job = getattr(importlib.import_module(module), name)
         port = profile.scheduler_port or "PORT"
@@ -42,7 +42,7 @@ class JobqueueKind:
 
     def start(self, profile: ClusterProfile) -> Any:
         """Start the scheduler here and submit the profile's jobs (or make it adaptive)."""
-        jobqueue = require("dask_jobqueue", extra="batch", purpose=f"{profile.where} (kind {self.system!r})")
+        jobqueue = require("dask_jobqueue", "batch", purpose=f"{profile.where} (kind {self.system!r})")
         cluster = getattr(jobqueue, self.cluster_class)(
             **self.options(profile), scheduler_options=scheduler_options(profile),
         )

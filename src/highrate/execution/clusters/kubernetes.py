@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
+from highrate.base.optional import require
 from highrate.errors import ConfigError
 from highrate.execution.clusters.kinds import WORKER_KEYS, scaled
-from highrate.execution.clusters.optional import require
 from highrate.execution.clusters.profile import ClusterProfile
 
 DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
@@ -24,7 +24,7 @@ class KubernetesKind:
 
     def spec(self, profile: ClusterProfile) -> dict[str, Any]:
         """The DaskCluster resource (scheduler and worker pods) that the operator would create."""
-        operator = require("dask_kubernetes.operator", extra="kubernetes", purpose=f"{profile.where} (kind 'kubernetes')")
+        operator = require("dask_kubernetes.operator", "kubernetes", purpose=f"{profile.where} (kind 'kubernetes')")
         resources = {"cpu": str(profile.cores), "memory": _quantity(profile)}
         spec = operator.make_cluster_spec(
             name=_pod_name(profile),
@@ -42,7 +42,7 @@ class KubernetesKind:
         return yaml.safe_dump(self.spec(profile), sort_keys=False)
 
     def start(self, profile: ClusterProfile) -> Any:
-        operator = require("dask_kubernetes.operator", extra="kubernetes", purpose=f"{profile.where} (kind 'kubernetes')")
+        operator = require("dask_kubernetes.operator", "kubernetes", purpose=f"{profile.where} (kind 'kubernetes')")
         cluster = operator.KubeCluster(custom_cluster_spec=self.spec(profile), namespace=profile.namespace)
         return scaled(cluster, profile, by_jobs=False)
 

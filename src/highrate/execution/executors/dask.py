@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -113,7 +114,8 @@ class DaskExecutor:
         return self.client.submit(function, *refs, pure=False)
 
     def fetch(self, ref: Any) -> Any:
-        return ref.result()
+        with _scheduler_connection():
+            return ref.result()
 
     def close(self) -> None:
         self.client.close()
@@ -125,10 +127,31 @@ def _result(future: Any, item: Any, on_lost: Callable[[Any, WorkerLostError], An
     """The future's result; a task that kept killing its workers becomes ``on_lost``'s answer."""
     distributed = _import_distributed()
     try:
-        return future.result()
+        with _scheduler_connection():
+            return future.result()
     except distributed.KilledWorker as err:
         lost = WorkerLostError(f"the Dask workers running this item died each time it ran ({err}): "
                                "out of memory, or a crash in compiled code?")
         if on_lost is None:
             raise lost from err
         return on_lost(item, lost)
+
+
+@contextlib.contextmanager
+def _scheduler_connection() -> Iterator[None]:
+    """A lost connection to the scheduler (it died, or a broker between) as one clear error.
+
+    Only the comm layer's own errors: a chunk's InputFileError is an OSError too, and stays as it is."""
+    distributed = _import_distributed()
+    try:
+        yield
+    except distributed.comm.CommClosedError as err:
+        raise ExecutorError(_LOST.format(err=err)) from err
+    except distributed.client.FutureCancelledError as err:
+        if getattr(err, "reason", None) != "scheduler-connection-lost":
+            raise
+        raise ExecutorError(_LOST.format(err=err)) from err
+
+
+_LOST = ("lost the connection to the Dask scheduler ({err}); the finished chunks are checkpointed: "
+         "run again with --resume")

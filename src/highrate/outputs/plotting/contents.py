@@ -12,6 +12,8 @@ from typing import Any
 import hist
 import numpy as np
 
+from highrate.errors import ConfigError
+
 NOMINAL = "nominal"
 
 
@@ -133,3 +135,82 @@ def _values(h: hist.Hist) -> np.ndarray:
 def _variances(h: hist.Hist) -> np.ndarray:
     var = h.variances()
     return np.asarray(h.values() if var is None else var, dtype=float)
+
+
+@dataclass(frozen=True)
+class MapContents:
+    """A 2D histogram of one category: bin contents ``values[x, y]`` (flow bins excluded)."""
+
+    xedges: np.ndarray
+    yedges: np.ndarray
+    xlabel: str
+    ylabel: str
+    values: np.ndarray
+
+
+def map_contents(
+    entries: Mapping[tuple[str, str], hist.Hist], metadata: Mapping[str, Mapping[str, Any]],
+) -> dict[str, MapContents]:
+    """The nominal 2D histograms of one histogram/category summed into ``{"mc": ..., "data": ...}``.
+
+    MC and data are summed apart (``is_mc`` in the metadata, true by default); a kind without
+    datasets is left out.
+    """
+    nominal = {ds: h for (ds, var), h in entries.items() if var == NOMINAL}
+    out: dict[str, MapContents] = {}
+    for kind, is_mc in (("mc", True), ("data", False)):
+        hists = [h for ds, h in sorted(nominal.items()) if bool(metadata.get(ds, {}).get("is_mc", True)) == is_mc]
+        if not hists:
+            continue
+        if hists[0].ndim != 2:
+            raise ValueError(f"map_contents needs 2D histograms, got {hists[0].ndim}D")
+        x, y = hists[0].axes
+        out[kind] = MapContents(
+            xedges=np.asarray(x.edges, dtype=float), yedges=np.asarray(y.edges, dtype=float),
+            xlabel=x.label or x.name or "", ylabel=y.label or y.name or "",
+            values=sum(_values(h) for h in hists),
+        )
+    return out
+
+
+def run_lumi_fb(metadata: Mapping[str, Any]) -> float | None:
+    """The luminosity (fb⁻¹) in one dataset's metadata: ``lumi_fb``, or ``lumi`` in pb⁻¹ like ``xsec``."""
+    if metadata.get("lumi_fb") is not None:
+        return float(metadata["lumi_fb"])
+    if metadata.get("lumi") is not None:
+        return float(metadata["lumi"]) / 1000.0
+    return None
+
+
+def scale_mc(
+    entries: Mapping[tuple[str, str], hist.Hist], metadata: Mapping[str, Mapping[str, Any]], lumi_fb: float,
+) -> dict[tuple[str, str], hist.Hist]:
+    """``{(dataset, variation): hist}`` with every MC histogram scaled from its dataset's luminosity
+    (:func:`run_lumi_fb`) to ``lumi_fb``: values by the ratio, variances by its square. Data is kept.
+
+    :class:`~highrate.errors.ConfigError` names an MC dataset whose metadata has no luminosity.
+    """
+    out: dict[tuple[str, str], hist.Hist] = {}
+    for (ds, var), h in entries.items():
+        meta = metadata.get(ds, {})
+        if not meta.get("is_mc", True):
+            out[(ds, var)] = h
+            continue
+        lumi = run_lumi_fb(meta)
+        if not lumi:
+            raise ConfigError(f"cannot scale MC dataset {ds!r} to {lumi_fb:g} fb^-1: its metadata has no 'lumi' "
+                              "(pb^-1) or 'lumi_fb'. Add the luminosity its normalisation used to the datasets "
+                              "file, or plot without --lumi.")
+        out[(ds, var)] = _scaled(h, lumi_fb / lumi)
+    return out
+
+
+def _scaled(h: hist.Hist, ratio: float) -> hist.Hist:
+    """``h`` times ``ratio`` in weighted storage (an unweighted count's variance is the count)."""
+    var = h.variances(flow=True)
+    values = np.asarray(h.values(flow=True), dtype=float)
+    out = hist.Hist(*h.axes, storage=hist.storage.Weight())
+    view = out.view(flow=True)
+    view["value"] = ratio * values
+    view["variance"] = ratio**2 * np.asarray(values if var is None else var, dtype=float)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,16 +53,12 @@ def load_outputs(outdir: str | Path) -> RunOutputs:
     if missing:
         raise ConfigError(f"{str(out)!r} lacks {' and '.join(missing)}: is it the output folder of 'highrate run'?")
     try:
-        raw = read_pickle(paths["histograms.pkl"])
+        histograms = read_pickle(paths["histograms.pkl"])
         report = json.loads(paths["report.json"].read_text())
-    except (OSError, ValueError, EOFError, ImportError) as err:
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError, ImportError, pickle.UnpicklingError) as err:
         raise ConfigError(f"cannot read the outputs in {str(out)!r}: {err}") from err
-    histograms = {}
-    for key, h in raw.items():
-        parts = key.split("/")
-        if len(parts) != 4:
-            raise ConfigError(f"{str(paths['histograms.pkl'])!r}: key {key!r} is not 'histogram/dataset/category/variation'.")
-        histograms[tuple(parts)] = h
     return RunOutputs(outdir=out, histograms=histograms, report=report)
 
 

@@ -1,43 +1,31 @@
-"""Draw a CMS-style data/MC plot from :class:`~highrate.outputs.plotting.contents.StackContents`.
-
-Figures are plain :class:`matplotlib.figure.Figure` objects on the non-interactive Agg canvas:
-never registered with pyplot, so nothing stays open once they are saved.
-"""
+"""Draw a CMS-style data/MC plot from :class:`~highrate.outputs.plotting.contents.StackContents`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-import mplhep
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from highrate.outputs.plotting.contents import StackContents
-
-DATA_STYLE = {"fmt": "o", "color": "black", "markersize": 5, "linewidth": 1.5, "capsize": 0}
-BAND_STYLE = {"fill": True, "facecolor": "none", "edgecolor": "dimgray", "hatch": "////", "linewidth": 0}
-
-
-def palette() -> list[str]:
-    """The colours of the CMS style's colour cycle."""
-    cycle = mplhep.style.CMS.get("axes.prop_cycle")
-    colors = [c["color"] for c in cycle] if cycle is not None else []
-    return colors or ["#3f90da", "#ffa90e", "#bd1f01", "#94a4a2", "#832db6", "#a96b59"]
+from highrate.outputs.plotting.style import (
+    BAND_STYLE,
+    DATA_STYLE,
+    Patch,
+    cms_label,
+    cms_style,
+    mplhep,
+    new_figure,
+)
 
 
 def draw_stack(
     contents: StackContents, *, colors: Mapping[str, str] | None = None, label: str = "Preliminary",
     lumi: float | None = None, year: str | None = None, log: bool = False,
-) -> Figure:
+) -> Any:
     """A figure with the MC stack, the data points and (with MC) a data/MC ratio panel."""
-    import matplotlib
-
-    with matplotlib.rc_context(mplhep.style.CMS):
-        fig = Figure(figsize=(10, 10) if contents.mc else (10, 8))
-        FigureCanvasAgg(fig)
+    with cms_style():
+        fig = new_figure((10, 10) if contents.mc else (10, 8))
         if contents.mc:
             ax, rax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1), "hspace": 0.06})
         else:
@@ -47,23 +35,8 @@ def draw_stack(
             _ratio_panel(rax, contents)
         (rax or ax).set_xlabel(contents.label)
         ax.set_xlim(contents.edges[0], contents.edges[-1])
-        _cms_label(ax, label=label, data=contents.data is not None, lumi=lumi, year=year)
+        cms_label(ax, label=label, data=contents.data is not None, lumi=lumi, year=year)
     return fig
-
-
-def save_figure(fig: Figure, path: Path, *, formats: Sequence[str]) -> list[Path]:
-    """Write ``path`` with each suffix in ``formats``; returns the files written."""
-    import matplotlib
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    with matplotlib.rc_context(mplhep.style.CMS):
-        for fmt in formats:
-            target = path.with_suffix("." + fmt)
-            fig.savefig(target, format=fmt, bbox_inches="tight")
-            written.append(target)
-    fig.clear()
-    return written
 
 
 def _main_panel(ax, c: StackContents, colors: Mapping[str, str], *, log: bool) -> None:
@@ -134,13 +107,3 @@ def _max(values: np.ndarray | None, err: np.ndarray | None) -> float:
     if values is None or values.size == 0:
         return 0.0
     return float(np.nanmax(values + (err if err is not None else 0.0)))
-
-
-def _cms_label(ax, *, label: str, data: bool, lumi: float | None, year: str | None) -> None:
-    parts = [f"{lumi:.3g} fb$^{{-1}}$" if lumi is not None else None, year]
-    right = ", ".join(p for p in parts if p) + " (13 TeV)"  # mplhep writes ', 2018' without a lumi
-    kwargs = {"data": data, "rlabel": right, "ax": ax, "loc": 0}
-    try:
-        mplhep.cms.label(text=label, **kwargs)
-    except TypeError:  # mplhep < 1.0 names it 'label'
-        mplhep.cms.label(label=label, **kwargs)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from highrate.errors import ConfigError
+from highrate.outputs.latex import to_tlatex
 from highrate.outputs.statmodel.inputs import NOMINAL, Channel, FitInputs, Template
 
 SHAPES = "shapes.root"
@@ -30,7 +31,7 @@ def process_indices(inputs: FitInputs) -> dict[str, int]:
 def _hist(edges: np.ndarray, values: np.ndarray, variances: np.ndarray, label: str) -> Any:
     import hist
 
-    h = hist.Hist(hist.axis.Variable(edges, name="x", label=label), storage=hist.storage.Weight())
+    h = hist.Hist(hist.axis.Variable(edges, name="x", label=to_tlatex(label)), storage=hist.storage.Weight())
     view = h.view(flow=False)
     view["value"], view["variance"] = values, variances
     return h

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from highrate.base.optional import require
 from highrate.errors import HighrateError
 
 
@@ -59,8 +60,8 @@ def _quiet_pyhf() -> Iterator[None]:
 @contextlib.contextmanager
 def minuit_backend(tolerance: float = 1e-3) -> Iterator[None]:
     """pyhf's numpy backend with the Minuit optimizer, the previous backend restored afterwards."""
-    import pyhf
-
+    pyhf = require("pyhf", "fit", purpose="the fit")
+    require("iminuit", "fit", purpose="the fit")  # pyhf's minuit optimizer imports it only when it runs
     previous = pyhf.get_backend()
     pyhf.set_backend("numpy", pyhf.optimize.minuit_optimizer(tolerance=tolerance))
     try:
@@ -81,8 +82,7 @@ def fit(workspace: Any, *, interval: bool = True, significance: bool = False) ->
     ``significance``: the asymptotic discovery significance sqrt(q0) of the POI > 0 (one more fit,
     at mu = 0, slow for models with many bins: off by default).
     """
-    import pyhf
-
+    pyhf = require("pyhf", "fit", purpose="the fit")
     model = workspace.model()
     data = workspace.data(model)
     with minuit_backend(), _quiet_pyhf():
@@ -108,8 +108,7 @@ def fit(workspace: Any, *, interval: bool = True, significance: bool = False) ->
 
 
 def _fixed_twice_nll(model: Any, data: Any, mu: float) -> float:
-    import pyhf
-
+    pyhf = require("pyhf", "fit", purpose="the fit")
     # Migrad strategy 0 is fast and, for the value of the minimum, good enough; strategy 1 if it fails.
     # (Starting from the best fit is no faster: Migrad's first steps are then badly scaled.)
     try:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import uproot
 
 from highrate.errors import ConfigError, did_you_mean
-from highrate.outputs.histograms import read_pickle
+from highrate.outputs.histograms import hist_key, read_pickle
 
 NOMINAL = "nominal"
 
@@ -70,7 +71,7 @@ def split_variation(variation: str) -> tuple[str, str] | None:
     return None
 
 
-def load_outputs(outdir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def load_outputs(outdir: str | Path) -> tuple[dict[tuple[str, str, str, str], Any], dict[str, dict[str, Any]]]:
     """``(histograms, metadata per dataset)`` of an output folder; ConfigError when unusable."""
     out = Path(outdir)
     if not out.is_dir():
@@ -86,6 +87,8 @@ def load_outputs(outdir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str
     if pkl.is_file():
         try:
             hists = read_pickle(pkl)
+        except ConfigError:
+            raise
         except Exception as err:  # a truncated or foreign pickle
             raise ConfigError(f"cannot read {str(pkl)!r}: {err}") from err
     elif root.is_file():
@@ -95,14 +98,13 @@ def load_outputs(outdir: str | Path) -> tuple[dict[str, Any], dict[str, dict[str
     return hists, meta
 
 
-def _read_root(path: Path) -> dict[str, Any]:
-    import uproot
-
+def _read_root(path: Path) -> dict[tuple[str, str, str, str], Any]:
     try:
         with uproot.open(path) as f:
-            return {k.split(";")[0]: f[k].to_hist() for k, cls in f.classnames().items() if cls.startswith("TH")}
+            found = {k.split(";")[0]: f[k].to_hist() for k, cls in f.classnames().items() if cls.startswith("TH")}
     except Exception as err:
         raise ConfigError(f"cannot read {str(path)!r}: {err}") from err
+    return {hist_key(k, where=str(path)): h for k, h in found.items()}
 
 
 def _template(h: Any) -> tuple[Template, np.ndarray, str]:
@@ -122,12 +124,11 @@ def load_inputs(
     """Collect the templates of ``histogram`` in ``categories`` (default: all) from ``outdir``."""
     hists, meta = load_outputs(outdir)
     parsed: dict[tuple[str, str, str], Any] = {}
-    for key, h in hists.items():
-        parts = key.split("/")
-        if len(parts) == 4 and parts[0] == histogram:
-            parsed[(parts[1], parts[2], parts[3])] = h
+    for (name, ds, cat, var), h in hists.items():
+        if name == histogram:
+            parsed[(ds, cat, var)] = h
     if not parsed:
-        names = sorted({k.split("/")[0] for k in hists})
+        names = sorted({k[0] for k in hists})
         raise ConfigError(f"unknown histogram {histogram!r} in {str(outdir)!r}.{did_you_mean(histogram, names)} "
                           f"Histograms: {', '.join(names) or 'none'}.")
     known = sorted({c for _, c, _ in parsed})

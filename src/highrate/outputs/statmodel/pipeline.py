@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from highrate.base.optional import require
 from highrate.errors import ConfigError
 from highrate.outputs.statmodel.datacard import check_names, write_datacards
 from highrate.outputs.statmodel.fit import (
@@ -38,8 +39,12 @@ def run_fit(
     """
     if not lumi_uncertainty >= 0:
         raise ConfigError(f"--lumi-uncertainty must be 0 or more (0.025 = 2.5%), got {lumi_uncertainty}.")
-    import pyhf
-
+    purpose = "highrate fit" + (" with its plots" if plots else "")
+    pyhf = require("pyhf", "fit", purpose=purpose)
+    require("iminuit", "fit", purpose=purpose)
+    if plots:  # checked before the fit, which may take minutes
+        require("matplotlib", "fit", purpose=purpose)
+        require("mplhep", "fit", purpose=purpose)
     inputs = load_inputs(outdir, histogram, signal, categories=categories, asimov=asimov)
     check_names(inputs)  # before the fit, not after
     out = Path(output) if output is not None else Path(outdir) / "fit"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from highrate.base.optional import require
 from highrate.outputs.statmodel.inputs import NOMINAL, Channel, FitInputs
 
 POI = "mu"
@@ -49,8 +50,7 @@ def build_spec(inputs: FitInputs, *, lumi_uncertainty: float = 0.025, split_norm
 
 def build_workspace(inputs: FitInputs, *, lumi_uncertainty: float = 0.025, split_norm: bool = True) -> Any:
     """``pyhf.Workspace`` of :func:`build_spec` (validated against the pyhf schema)."""
-    import pyhf
-
+    pyhf = require("pyhf", "fit", purpose="the pyhf workspace")
     return pyhf.Workspace(build_spec(inputs, lumi_uncertainty=lumi_uncertainty, split_norm=split_norm))
 
 

@@ -1,0 +1,186 @@
+"""The verbs that run an analysis: ``run``, ``demo``, ``rerun-failed``, and ``generate`` for its inputs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from highrate.cli.flags import add_debug
+from highrate.errors import RunFailedError
+
+
+def add_running_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``run``, ``demo``, ``rerun-failed`` and ``generate`` verbs."""
+    run = sub.add_parser("run", help="run an analysis over a datasets file", description="Run ANALYSIS.py over the datasets.")
+    run.add_argument("analysis", help="Python file defining 'analysis = Analysis(...)'")
+    run.add_argument("--datasets", required=True, help="datasets YAML file")
+    run.add_argument("--dataset", action="append", default=None, metavar="NAME", help="only this dataset (repeatable)")
+    run.add_argument("--output", default="highrate-output", help="output folder (default: %(default)s)")
+    _run_options(run)
+    add_debug(run)
+    run.set_defaults(handler=_cmd_run)
+
+    demo = sub.add_parser("demo", help="generate the default sample once and run the Z→μμ example on it")
+    demo.add_argument("--events", type=int, default=1_000_000, help="events per sample (default: %(default)s)")
+    demo.add_argument("--files", type=int, default=4, help="files per sample (default: %(default)s)")
+    demo.add_argument("--cache-dir", default=None, help="where the sample is kept (default: ~/.cache/highrate)")
+    demo.add_argument("--output", default="highrate-demo", help="output folder (default: %(default)s)")
+    _run_options(demo)
+    add_debug(demo)
+    demo.set_defaults(handler=_cmd_demo)
+
+    rerun = sub.add_parser(
+        "rerun-failed", help="process only the failed chunks of an earlier run and merge them in",
+        description="Rerun the failed chunks of OUTDIR's run: every chunk that succeeded is taken from its "
+        "checkpoint, so only the failed ones are computed; outputs in OUTDIR are rewritten.",
+    )
+    rerun.add_argument("outdir", help="the output folder of the earlier run")
+    rerun.add_argument("--executor", default="sequential", help="(default: %(default)s)")
+    rerun.add_argument("--workers", type=int, default=None)
+    rerun.add_argument("--scheduler", default=None, metavar="ADDR")
+    rerun.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
+    rerun.add_argument("--retries", type=int, default=2, metavar="N")
+    rerun.add_argument("--no-progress", action="store_true")
+    add_debug(rerun)
+    rerun.set_defaults(handler=_cmd_rerun_failed)
+
+    gen = sub.add_parser("generate", help="write a synthetic NanoAOD data set (MC and data) with datasets.yaml")
+    gen.add_argument("outdir", help="output folder")
+    gen.add_argument("--events", type=int, default=100_000, help="events per sample (default: %(default)s)")
+    gen.add_argument("--files", type=int, default=2, help="files per sample (default: %(default)s)")
+    gen.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
+    gen.add_argument("--compression", default="zstd", choices=["zlib", "lzma", "lz4", "zstd"], help="(default: %(default)s)")
+    gen.add_argument("--extra-branches", type=int, default=0, help="extra branches, to mimic wide CMSSW files")
+    gen.add_argument("--nanoaod-version", type=int, default=12, choices=[12, 15], help="15: jet energy fractions, no Jet_jetId (default: %(default)s)")
+    add_debug(gen)
+    gen.set_defaults(handler=_cmd_generate)
+
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="sequential",
+                   help="sequential | processes | dask (default: %(default)s); see also --scheduler, --cluster")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
+    p.add_argument("--chunk-size", type=int, default=250_000, help="entries per chunk (default: %(default)s)")
+    p.add_argument("--limit-files", type=int, default=None, metavar="N", help="at most N files per dataset")
+    p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
+    p.add_argument("--skip-bad-files", action="store_true", help="record unreadable files/chunks in report.json and go on")
+    p.add_argument("--max-failed-fraction", type=float, default=None, metavar="F",
+                   help="with --skip-bad-files, fail the run when a dataset loses more than this share (0-1) of its "
+                   "input (default: only when a dataset processed nothing)")
+    p.add_argument("--retries", type=int, default=2, metavar="N", help="extra attempts per failing chunk (default: %(default)s)")
+    p.add_argument("--chunk-timeout", type=float, default=None, metavar="S",
+                   help="report a chunk (or a file's opening) whose read takes longer than S seconds")
+    p.add_argument("--resume", action="store_true", help="reuse the chunk results checkpointed by an earlier run into --output")
+    p.add_argument("--no-checkpoints", action="store_true", help="do not store chunk results in OUTPUT/checkpoints")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+
+def _options(args: argparse.Namespace, output: str):
+    from highrate.errors import ConfigError
+    from highrate.execution.options import RunOptions
+
+    if args.resume and args.no_checkpoints:
+        raise ConfigError("--resume needs the checkpoints; drop --no-checkpoints.")
+    if args.retries < 0:
+        raise ConfigError(f"--retries must be 0 or more, got {args.retries}.")
+    return RunOptions(
+        executor="cluster" if args.cluster else "dask" if args.scheduler else args.executor,
+        workers=args.workers, scheduler=args.scheduler, cluster=args.cluster,
+        chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
+        skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
+        max_failed_fraction=getattr(args, "max_failed_fraction", None),
+        chunk_timeout=getattr(args, "chunk_timeout", None),
+        checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
+        columns_dir=str(Path(output) / "columns"),
+    )
+
+
+
+def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,
+             args: argparse.Namespace) -> int:
+    from highrate.cli.console import console, print_summary, progress_bar
+    from highrate.data.datasets import load_datasets, select
+    from highrate.execution.executors import make_executor
+    from highrate.execution.runner import run
+    from highrate.outputs.write import write_outputs
+    from highrate.spec.loading import load_analysis
+
+    analysis = load_analysis(analysis_path)
+    datasets = select(load_datasets(datasets_path), names)
+    options = _options(args, output)
+    executor = make_executor(options.executor, workers=options.workers, scheduler=options.scheduler,
+                             cluster=options.cluster)
+    try:
+        if getattr(executor, "dashboard_link", None):
+            console.print(f"Dask dashboard: {executor.dashboard_link}", highlight=False)
+        with progress_bar(enabled=not args.no_progress and sys.stderr.isatty()) as update:
+            try:
+                outcome, failed = run(analysis, datasets, options=options, executor=executor, progress=update), None
+            except RunFailedError as err:  # too much failed: still write what the run did, then fail
+                outcome, failed = err.outcome, err
+    finally:
+        executor.close()
+    inputs = {"analysis": str(Path(analysis_path).resolve()), "datasets": str(Path(datasets_path).resolve()),
+              "dataset_names": names}
+    report = write_outputs(output, outcome, analysis, options, inputs=inputs)
+    print_summary(report, output)
+    if failed is not None:
+        raise failed
+    return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
+
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _execute(args.analysis, args.datasets, args.dataset, args.output, args)
+
+
+
+def _cmd_rerun_failed(args: argparse.Namespace) -> int:
+    import json
+
+    from highrate.errors import ConfigError
+
+    path = Path(args.outdir) / "report.json"
+    try:
+        report = json.loads(path.read_text())
+        inputs, opts = report["inputs"], report["options"]
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError(f"{str(path)!r} is not the report of a highrate run ({err}).") from err
+    if not (Path(args.outdir) / "checkpoints").is_dir():
+        raise ConfigError(f"{args.outdir!r} has no checkpoints: rerun the whole job with 'highrate run'.")
+    if not report["failed_chunks"]:
+        from highrate.cli.console import console
+
+        console.print("no failed chunks: nothing to rerun.")
+        return 0
+    for key in ("chunk_size", "limit_files", "limit_chunks", "max_failed_fraction"):
+        setattr(args, key, opts.get(key))
+    args.resume, args.no_checkpoints, args.skip_bad_files = True, False, True
+    args.scheduler = args.scheduler or None
+    return _execute(inputs["analysis"], inputs["datasets"], inputs["dataset_names"], args.outdir, args)
+
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from highrate.cli.demo import demo_inputs
+
+    analysis, datasets = demo_inputs(events=args.events, files=args.files, cache_dir=args.cache_dir)
+    return _execute(analysis, datasets, None, args.output, args)
+
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from highrate.cli.console import console
+    from highrate.testing import generate_dataset_set
+
+    path = generate_dataset_set(
+        args.outdir, events=args.events, files=args.files, seed=args.seed,
+        compression=args.compression, extra_branches=args.extra_branches, nanoaod_version=args.nanoaod_version,
+    )
+    console.print(f"wrote {args.files} file(s) x 2 samples of {args.events:,} events; datasets file: {path}")
+    return 0
