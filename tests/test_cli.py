@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,7 +46,8 @@ def test_good_run_exits_zero_and_writes_outputs(good_file, tmp_path, capsys):
     assert len(list((out / "checkpoints").glob("*.pkl"))) == 3
     assert report["failed_chunks"] == []
     assert (out / "histograms.root").is_file() and (out / "histograms.pkl").is_file()
-    assert "Total" in captured.err  # the summary table goes to stderr
+    # the summary is the command's output, on stdout; progress and notes stay on stderr
+    assert "Total" in captured.out and "Total" not in captured.err
 
 
 def test_error_is_one_line_on_stderr_with_exit_code_2(tmp_path, capfd):
@@ -164,3 +168,31 @@ def test_the_console_command_exits_with_mains_code(good_file, tmp_path):
                           *run_args(datasets_yaml(missing, [tmp_path / "nope.root"]), tmp_path / "out2")],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "nope.root" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The command in its own process: logging and the environment are per process."""
+    return subprocess.run([sys.executable, "-m", "highrate", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_dask_run_is_quiet_and_its_summary_can_be_piped(good_file, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_LOGGING")}
+    done = subprocess.run([sys.executable, "-m", "highrate", *run_args(datasets_yaml(tmp_path, [good_file]),
+                           tmp_path / "out", "--executor", "dask", "--workers", "2")],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "INFO" not in done.stderr and "distributed" not in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) <= 2  # the dashboard's address at most
+    assert "Total" in done.stdout and "3,000" in done.stdout
+
+
+def test_workers_without_an_executor_run_on_processes_and_say_so(good_file, tmp_path):
+    done = cli(*run_args(datasets_yaml(tmp_path, [good_file]), tmp_path / "out", "--workers", "2"))
+    assert done.returncode == 0, done.stderr
+    assert "--workers 2: running on 2 worker processes (--executor processes)" in done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["options"]["executor"] == "processes" and report["events"]["total"] == 3000
+    one = cli(*run_args(datasets_yaml(tmp_path, [good_file]), tmp_path / "one"))
+    assert json.loads((tmp_path / "one" / "report.json").read_text())["options"]["executor"] == "sequential"
+    assert "worker processes" not in one.stderr

@@ -20,13 +20,13 @@ EVENTS = 4000
 
 
 def rewrite(src: Path, dst: Path, *, entries: int | None = None, tree: str = "Events",
-            extra_trees: tuple[str, ...] = ()) -> Path:
+            extra_trees: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> Path:
     """``src``'s Events rewritten by uproot's writer CMSSW-style (one ``nX`` per collection): its
     first ``entries`` entries, as tree ``tree``, beside small ``extra_trees``."""
     with uproot.open(src) as f:
         events = f["Events"]
-        names = [b.name for b in events.branches]
-        jagged = {b.name for b in events.branches if b.count_branch is not None}
+        names = [b.name for b in events.branches if b.name not in drop]
+        jagged = {b.name for b in events.branches if b.count_branch is not None and b.name not in drop}
         arrays = events.arrays(names, library="ak", entry_stop=entries)
     collections = sorted({n.split("_")[0] for n in jagged})
     out = {n: arrays[n] for n in names if n not in jagged and n[1:] not in collections}
@@ -86,3 +86,38 @@ def test_an_object_used_only_through_its_count(mc, tmp_path):
         counts = f["Events"]["nMuon"].array(library="np")
     expected = np.bincount(np.minimum(counts, 8), minlength=9)[:8]
     np.testing.assert_array_equal(outcome.result.histograms[("n", "mc", "baseline", "nominal")].values(), expected)
+
+
+def test_files_lacking_a_branch_are_named_together(mc, tmp_path):
+    """Two of three files lack HLT_IsoMu24: one error names both, and the count."""
+    lacking = [rewrite(mc, tmp_path / f"no_hlt{i}.root", drop=("HLT_IsoMu24",)) for i in range(2)]
+    with pytest.raises(highrate.HighrateError) as info:
+        run_on(tmp_path, [mc, *lacking])
+    message = str(info.value)
+    assert "dataset 'mc': 2 of its 3 files lack branches the analysis reads from tree 'Events'" in message
+    assert all(f"'{f}' lacks branch 'HLT_IsoMu24'" in message for f in lacking)
+    assert f"'{mc}'" not in message and "--skip-bad-files" in message
+
+
+def test_a_branch_some_files_lack_takes_the_value_columns_gives(mc, tmp_path):
+    """Analysis(columns={"HLT_IsoMu24": False, "Muon_tightId": True}): files lacking them run as if
+    every event failed the trigger and every muon passed the ID; the others as they are."""
+    lacking = rewrite(mc, tmp_path / "lacking.root", drop=("HLT_IsoMu24", "Muon_tightId"))
+    analysis = highrate.Analysis(
+        skim=[highrate.Cut("trigger_or_any", lambda ev: ev.HLT.IsoMu24 | (ak.num(ev.Muon) > 0))],
+        objects={"MuonTight": lambda ev: ev.Muon[ev.Muon.tightId]},
+        histograms=[highrate.Histogram("n", highrate.Axis("nMuonTight", 8, 0, 8))],
+        columns={"HLT_IsoMu24": False, "Muon_tightId": True},
+    )
+    outcome = run_on(tmp_path, [mc, lacking], analysis=analysis)
+    with uproot.open(mc) as f:
+        events = f["Events"].arrays(["HLT_IsoMu24", "nMuon", "Muon_tightId"], library="ak")
+    expected = np.zeros(8)
+    as_given = (events.HLT_IsoMu24, events.Muon_tightId)  # the full file
+    made = (np.zeros(len(events), bool), ak.ones_like(events.Muon_tightId, dtype=bool))  # the lacking one
+    for trigger, tight in (as_given, made):
+        keep = ak.to_numpy(trigger | (events.nMuon > 0))
+        n = ak.to_numpy(ak.sum(tight, axis=1))[keep]
+        expected += np.bincount(np.minimum(n, 8), minlength=9)[:8]
+    np.testing.assert_array_equal(outcome.result.histograms[("n", "mc", "baseline", "nominal")].values(), expected)
+    assert outcome.result.failed == []

@@ -141,3 +141,50 @@ def test_counters_that_disagree_name_the_branches(files, tmp_path):
     with pytest.raises(InputFileError, match=rf"'nMuon_pt' \(counting 'Muon_pt'\) and 'nMuon' differ in 1 entries, "
                                              rf"the first at entry {first}"):
         schema.build(flat, len(counts), where=str(bad))
+
+
+def test_an_unknown_field_of_a_wide_file_fits_on_a_screen(tmp_path):
+    """A typo on a 1,200-branch file names the close fields and the collections, not every branch."""
+    wide = generate_file(tmp_path / "wide.root", events=500, seed=33, is_mc=True, extra_branches=1200)
+    (tmp_path / "datasets.yaml").write_text(f"datasets:\n  mc: {{files: [{wide}], metadata: {{is_mc: true}}}}\n")
+    analysis = highrate.Analysis(skim=[highrate.Cut("muons", lambda ev: ak.num(ev.Muons) > 0)])
+    with pytest.raises(highrate.HighrateError) as info:
+        highrate.run(analysis, highrate.load_datasets(tmp_path / "datasets.yaml"))
+    message = str(info.value)
+    assert len(message) < 2000, len(message)
+    assert "skim cut 'muons'" in message and "no field named 'Muons'" in message
+    assert "Did you mean 'Muon'" in message
+    collections = message.split("Collections: ")[1].split(".")[0].split(", ")
+    assert {"Muon", "Electron", "Jet"} <= set(collections)
+    with uproot.open(wide) as f:
+        names = f["Events"].keys()
+        flat = [b for b in names if "_" not in b and not b.startswith("n")]
+    assert len(flat) > 10 and not any(f"'{b}'" in message or f" {b}," in message for b in flat[-5:])
+
+
+def test_without_a_runs_tree_the_normalisation_sums_genweight_and_says_so(files, tmp_path, caplog):
+    with uproot.open(files["mc"]) as f:
+        runs_sum = float(np.sum(f["Runs"]["genEventSumw"].array(library="np"), dtype=np.float64))
+        weights_sum = float(np.sum(f["Events"]["genWeight"].array(library="np"), dtype=np.float64))
+    for path, expected, source in ((files["mc"], runs_sum, "Runs"), (files["mc_uproot"], weights_sum, "genWeight")):
+        forget(str(path))
+        info = describe(str(path), "Events")
+        assert (info.gen_sumw, info.gen_sumw_from) == (pytest.approx(expected, rel=1e-12), source)
+    assert describe(str(files["data_uproot"]), "Events").gen_sumw is None  # data: no genWeight
+
+    normalised = highrate.Analysis(
+        weights=[highrate.Weight("norm", lambda ev, p, meta: meta["xsec"] * meta["lumi"] / meta["sum_genweight"])],
+        histograms=[highrate.Histogram("n", highrate.Axis("nMuon", 1, 0, 100))],
+    )
+
+    def total(extra: str) -> float:
+        yaml = tmp_path / "datasets.yaml"
+        yaml.write_text(f"datasets:\n  mc: {{files: [{files['mc_uproot']}], "
+                        f"metadata: {{is_mc: true, xsec: 2.0, lumi: 3.0{extra}}}}}\n")
+        outcome = highrate.run(normalised, highrate.load_datasets(yaml))
+        return float(outcome.result.histograms[("n", "mc", "baseline", "nominal")].values().sum())
+
+    with caplog.at_level("WARNING", logger="highrate.execution.planning"):
+        assert total("") == pytest.approx(6.0 * EVENTS / weights_sum, rel=1e-9)
+    assert "have no Runs tree" in caplog.text and "mc.root" in caplog.text
+    assert total(", sum_genweight: 1500.0") == pytest.approx(6.0 * EVENTS / 1500.0, rel=1e-9)  # the user's value wins

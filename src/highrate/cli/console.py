@@ -20,7 +20,8 @@ from rich.table import Table
 
 from highrate.execution.options import Progress as RunProgress
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress, notes and errors
+results = Console()  # the summary: the command's output, on stdout so that it can be piped
 
 
 @contextmanager
@@ -65,29 +66,29 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
     for label, key in (("Total", "total"), ("Skimmed", "skimmed"), ("Preselected", "preselected")):
         n = report["events"][key]
         table.add_row(label, f"{n:,}", f"{n / report['wall_s']:,.0f}" if report["wall_s"] else "-")
-    console.print(table)
-    console.print(
+    results.print(table)
+    results.print(
         f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "
         f"({report['mb_per_s']:,.1f} MB/s) · chunks {report['chunks']['processed']}/{report['chunks']['total']}"
     )
     remote = {k: v for k, v in report.get("sources", {}).items() if k != "local"}
     for name, src in remote.items():
-        console.print(
+        results.print(
             f"{escape(name)}: {src['bytes'] / 1e6:,.1f} MB in {src['requests']:,} requests "
             f"({src['mb_per_s']:,.1f} MB/s, {src['chunks']} chunks)", highlight=False
         )
     switched = [(n, f) for n, f in report.get("files", {}).items() if f["replica_failures"]]
     if switched:
-        console.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
+        results.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
         for name, f in switched[:5]:
             bad = ", ".join(sorted({x["replica"] for x in f["replica_failures"]}))
             used = ", ".join(f["served_by"]) or "none"
-            console.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
+            results.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
     if report["failed_chunks"]:
-        console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
+        results.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
         for f in report["failed_chunks"][:5]:
             where = "whole file" if f["entry_start"] is None else f"entries [{f['entry_start']}, {f['entry_stop']})"
             line = f"{f['dataset']}: {f['file']} {where}: {f['error']}"
-            console.print(f"  [red]-[/red] {escape(line)}")
+            results.print(f"  [red]-[/red] {escape(line)}")
     if outdir:
-        console.print(f"outputs in [bold]{escape(str(outdir))}[/bold]: histograms.root, histograms.pkl, report.json")
+        results.print(f"outputs in [bold]{escape(str(outdir))}[/bold]: histograms.root, histograms.pkl, report.json")

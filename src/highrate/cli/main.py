@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # distributed logs at INFO by default (~30 lines a run): read by it, and by the workers it
+    # starts, when it is imported; a user's own DASK_LOGGING__DISTRIBUTED wins
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "debug" if args.debug else "warning")
     try:
         return int(args.handler(args) or 0)
     except HighrateError as err:

@@ -36,7 +36,8 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
         "checkpoint, so only the failed ones are computed; outputs in OUTDIR are rewritten.",
     )
     rerun.add_argument("outdir", help="the output folder of the earlier run")
-    rerun.add_argument("--executor", default="sequential", help="(default: %(default)s)")
+    rerun.add_argument("--executor", default=None,
+                       help="sequential | processes | dask (default: processes with --workers N > 1, else sequential)")
     rerun.add_argument("--workers", type=int, default=None)
     rerun.add_argument("--scheduler", default=None, metavar="ADDR")
     rerun.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
@@ -59,8 +60,9 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--executor", default="sequential",
-                   help="sequential | processes | dask (default: %(default)s); see also --scheduler, --cluster")
+    p.add_argument("--executor", default=None,
+                   help="sequential | processes | dask (default: processes with --workers N > 1, else sequential); "
+                   "see also --scheduler, --cluster")
     p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
@@ -89,7 +91,7 @@ def _options(args: argparse.Namespace, output: str):
     if args.retries < 0:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}.")
     return RunOptions(
-        executor="cluster" if args.cluster else "dask" if args.scheduler else args.executor,
+        executor="cluster" if args.cluster else "dask" if args.scheduler else _executor(args),
         workers=args.workers, scheduler=args.scheduler, cluster=args.cluster,
         chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
         skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
@@ -99,6 +101,19 @@ def _options(args: argparse.Namespace, output: str):
         columns_dir=str(Path(output) / "columns"),
     )
 
+
+
+def _executor(args: argparse.Namespace) -> str:
+    """The --executor given, else processes for --workers N > 1 (said on stderr), else sequential."""
+    if args.executor:
+        return str(args.executor)
+    if args.workers is not None and args.workers > 1:
+        from highrate.cli.console import console
+
+        console.print(f"--workers {args.workers}: running on {args.workers} worker processes (--executor processes).",
+                      highlight=False)
+        return "processes"
+    return "sequential"
 
 
 def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,

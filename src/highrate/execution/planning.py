@@ -5,6 +5,7 @@ per dataset into a plan, files lacking a needed branch set aside, entry ranges c
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -33,6 +34,8 @@ from highrate.execution.worker import (
     describe_file,
 )
 from highrate.spec.analysis import Analysis
+
+log = logging.getLogger(__name__)
 
 
 def with_credentials(datasets: Sequence[Dataset]) -> list[Dataset]:
@@ -100,14 +103,22 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
     schema = EventSchema.from_branches(union)
     meta = {**dataset.metadata, "dataset": dataset.name, "sample": dataset.sample}
     sums = [f.gen_sumw for f in files]
-    if dataset.is_mc and sums and all(x is not None for x in sums):
-        meta["sum_genweight"] = float(sum(sums))  # for normalisation: xsec * lumi / sum_genweight
+    # for normalisation (xsec * lumi / sum_genweight); a value in the datasets file wins
+    if dataset.is_mc and sums and all(x is not None for x in sums) and "sum_genweight" not in dataset.metadata:
+        meta["sum_genweight"] = float(sum(sums))
+        summed = [f.url for f in files if f.gen_sumw_from == "genWeight"]
+        if summed:
+            log.warning(
+                "dataset %r: %d file(s) have no Runs tree (%s%s): sum_genweight counts their genWeight over the "
+                "events they hold, which undercounts a file skimmed before; give sum_genweight in the dataset's "
+                "metadata to override.", dataset.name, len(summed), summed[0], " and more" if len(summed) > 1 else "")
     try:
         branches, deps = cached_trace(analysis, schema, meta, trace)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
+    defaults = {b: v for b, v in analysis.column_defaults.items() if b in branches}
     return DatasetPlan.of(dataset.name, meta, schema.subset(branches), branches, deps, dataset.access,
-                          skim=bool(analysis.skim))
+                          skim=bool(analysis.skim), defaults=defaults)
 
 
 
@@ -129,23 +140,37 @@ def check_branches(
     dataset: Dataset, files: list[FileInfo], plan: DatasetPlan | None, options: RunOptions,
     failed: list[dict[str, Any]],
 ) -> list[FileInfo]:
+    """The files that have every branch the analysis reads; the others fail together, all named."""
     if plan is None:
         return []
-    good = []
+    good, lacking = [], []
     for info in files:
-        missing = [b for b in plan.branches if b not in info.branches]
-        if not missing:
+        missing = [b for b in plan.branches if b not in info.branches and b not in plan.defaults]
+        if missing:
+            lacking.append((info, missing))
+        else:
             good.append(info)
-            continue
-        message = (
-            f"dataset {dataset.name!r}, file {info.url!r}: branch {missing[0]!r} needed by the analysis "
-            f"is not in tree {info.tree!r}" + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else "") + "."
-        )
-        if not options.skip_bad_files:
-            raise MissingBranchError(f"{message} {SKIP_HINT}")
+    if lacking and not options.skip_bad_files:
+        raise MissingBranchError(_lacking_message(dataset, files, lacking) + f" {SKIP_HINT}")
+    for info, missing in lacking:
+        message = (f"dataset {dataset.name!r}, file {info.url!r}: {_branches(missing)} needed by the analysis "
+                   f"{'is' if len(missing) == 1 else 'are'} not in tree {info.tree!r}.")
         failed.append(file_failure(dataset.name, info.url, f"MissingBranchError: {message}", entries=info.entries))
     return good
 
+
+def _branches(names: list[str]) -> str:
+    return f"branch {names[0]!r}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
+
+
+def _lacking_message(dataset: Dataset, files: list[FileInfo], lacking: list[tuple[FileInfo, list[str]]]) -> str:
+    """Which files lack which branches, the first few of each: fits on a screen."""
+    shown = "; ".join(f"{info.url!r} lacks {_branches(missing)}" for info, missing in lacking[:3])
+    more = f"; and {len(lacking) - 3} more files" if len(lacking) > 3 else ""
+    tree = lacking[0][0].tree
+    return (f"dataset {dataset.name!r}: {len(lacking)} of its {len(files)} files lack branches the analysis "
+            f"reads from tree {tree!r}: {shown}{more}. If these files are meant to lack them, give each a value "
+            "for them: Analysis(columns={'BRANCH': VALUE}).")
 
 
 def work_items(dataset: Dataset, files: list[FileInfo], options: RunOptions) -> list[WorkItem]:

@@ -66,20 +66,24 @@ class DatasetPlan:
     # the events of ``skim_schema`` (the other branches)
     late: tuple[str, ...] = ()
     skim_schema: EventSchema | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)  # values of branches some files lack
 
     @classmethod
     def of(cls, dataset: str, meta: Mapping[str, Any], schema: EventSchema, branches: tuple[str, ...],
-           deps: Dependencies | None, access: AccessOptions, *, skim: bool) -> DatasetPlan:
-        """The plan; with a ``skim`` whose branches tracing found, the others are read late."""
+           deps: Dependencies | None, access: AccessOptions, *, skim: bool,
+           defaults: Mapping[str, Any] | None = None) -> DatasetPlan:
+        """The plan; with a ``skim`` whose branches tracing found, the others are read late (never
+        a branch with a default: a file may have to make it instead)."""
+        defaults = dict(defaults or {})
         if not skim or deps is None or deps.skim is None:
-            return cls(dataset, meta, schema, branches, deps, access)
+            return cls(dataset, meta, schema, branches, deps, access, defaults=defaults)
         counters = {schema.branches[b].counter for b in branches if schema.branches[b].counter}
         counters |= {c.counter for c in schema.collections}  # a skim's nMuon beside each branch's nMuon_pt
-        late = tuple(b for b in branches if b not in deps.skim and b not in counters)
+        late = tuple(b for b in branches if b not in deps.skim and b not in counters and b not in defaults)
         if not late:
-            return cls(dataset, meta, schema, branches, deps, access)
+            return cls(dataset, meta, schema, branches, deps, access, defaults=defaults)
         early = [b for b in branches if b not in late]
-        return cls(dataset, meta, schema, branches, deps, access, late, schema.subset(early))
+        return cls(dataset, meta, schema, branches, deps, access, late, schema.subset(early), defaults)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from highrate.base.optional import require
 from highrate.data.io.baskets import FetchStats
 from highrate.data.io.files import describe, forget, opened
-from highrate.data.io.reader import read_columns_costed
+from highrate.data.io.reader import absent, read_columns_costed
 from highrate.data.io.sources import AccessOptions, endpoint, server_checksum
 from highrate.data.partition import WorkItem
 from highrate.data.replicas import FileLocations, ReplicaMismatch, first_working, suspect
@@ -20,7 +20,13 @@ from highrate.engine.events import filter_arrays
 from highrate.engine.result import Result, accumulate
 from highrate.engine.stages.chunk_recorder import ChunkRecorder
 from highrate.engine.stages.pipeline import run_stages
-from highrate.errors import HighrateError, InputFileError, UnknownQuantityError, UserCodeError
+from highrate.errors import (
+    HighrateError,
+    InputFileError,
+    MissingBranchError,
+    UnknownQuantityError,
+    UserCodeError,
+)
 from highrate.execution.allocator import keep_freed_memory
 from highrate.execution.checkpoint import CheckpointStore
 from highrate.execution.tasks import DatasetPlan, Task
@@ -126,10 +132,31 @@ def _read(
     def attempt(replica: str) -> Any:
         with opened(replica, item.tree, plan.access) as handle:
             same_file(handle, item.uuid, item.size, replica)
-            return read_columns_costed(handle, plan.branches, item.start, item.stop, where=_where(item, replica),
-                                       defer=late)
+            made = absent(handle, list(plan.defaults)) if plan.defaults else []
+            branches = [b for b in plan.branches if b not in made]
+            arrays, *rest = read_columns_costed(handle, branches, item.start, item.stop,
+                                                where=_where(item, replica), defer=late)
+            return (_with_defaults(arrays, made, plan, item), *rest)
 
     return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
+
+
+def _with_defaults(arrays: dict[str, Any], made: list[str], plan: DatasetPlan, item: WorkItem) -> dict[str, Any]:
+    """The branches this file lacks, made from the analysis' ``columns`` values: one per event, or
+    one per object of the collection (counted by the file's own counter)."""
+    if not made:
+        return arrays
+    arrays = dict(arrays)
+    counted_by = {b: c.counter for c in plan.schema.collections for _, b in c.fields}
+    for name in made:
+        dtype = np.dtype(plan.schema.branches[name].dtype)
+        counter = counted_by.get(name)
+        if counter is not None and counter not in arrays:
+            raise MissingBranchError(f"{item.describe()}: {counter!r}, which counts {name!r}, is not in the file, "
+                                     f"so the value columns gives {name!r} cannot be spread over its objects.")
+        n = item.stop - item.start if counter is None else int(arrays[counter].sum())
+        arrays[name] = np.full(n, plan.defaults[name], dtype=dtype)
+    return arrays
 
 
 def _where(item: WorkItem, replica: str) -> str:

@@ -41,13 +41,17 @@ class Analysis:
     variations: tuple[ShapeVariation, ...] = ()
     subsamples: Mapping[str, Mapping[str, tuple[Cut, ...]]] = field(default_factory=dict)  # sample → parts
     save_columns: Columns | None = None
-    columns: tuple[str, ...] = ()  # extra branches to read, for code the tracer cannot see through
+    # extra branches to read, for code the tracer cannot see through; a mapping gives each a value
+    # for the files that lack it ({"Jet_puId": 0}: every jet of such a file has puId 0)
+    columns: tuple[str, ...] | Mapping[str, Any] = ()
     name: str = "analysis"
     source: str | None = None  # the analysis file's text, for the definition hash
 
     def __post_init__(self) -> None:
-        for attr in ("skim", "preselection", "weights", "histograms", "variations", "columns"):
+        for attr in ("skim", "preselection", "weights", "histograms", "variations"):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
+        columns = dict(self.columns) if isinstance(self.columns, Mapping) else tuple(self.columns)
+        object.__setattr__(self, "columns", columns)
         cats = {k: tuple(v) if isinstance(v, list | tuple) else (v,) for k, v in dict(self.categories).items()}
         object.__setattr__(self, "categories", cats)
         object.__setattr__(self, "objects", dict(self.objects))
@@ -56,6 +60,11 @@ class Analysis:
             sample: {part: tuple(cuts) for part, cuts in parts.items()} for sample, parts in dict(self.subsamples).items()
         })
         self._validate()
+
+    @property
+    def column_defaults(self) -> dict[str, Any]:
+        """The values ``columns`` gives for branches that some files lack."""
+        return {k: v for k, v in self.columns.items() if v is not None} if isinstance(self.columns, dict) else {}
 
     def _validate(self) -> None:
         def unique(kind: str, names: list[str]) -> None:

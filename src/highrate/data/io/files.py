@@ -127,6 +127,7 @@ class FileInfo:
     branches: dict[str, BranchInfo]
     other_branches: tuple[str, ...] = ()  # branches of types the pipeline does not expose
     gen_sumw: float | None = None  # sum of generator weights before any selection (Runs tree)
+    gen_sumw_from: str | None = None  # "Runs", or "genWeight" (summed over the file's events: no Runs tree)
     replicas: tuple[str, ...] = ()  # where it can be read, the one that answered first
     replica_failures: tuple[dict[str, Any], ...] = ()  # replicas that failed while describing it
     kind: str = "ttree"  # how the events are stored: "ttree" or "rntuple"
@@ -276,28 +277,32 @@ def _info_doc(info: FileInfo) -> dict[str, Any]:
     """What is remembered of a description: everything but where it was read from."""
     return {"tree": info.tree, "entries": info.entries, "uuid": info.uuid, "size": info.size,
             "clusters": list(info.clusters), "branches": {k: [b.dtype, b.counter] for k, b in info.branches.items()},
-            "other_branches": list(info.other_branches), "gen_sumw": info.gen_sumw, "kind": info.kind}
+            "other_branches": list(info.other_branches), "gen_sumw": info.gen_sumw, "kind": info.kind,
+            "gen_sumw_from": info.gen_sumw_from}
 
 
 def _info_from(doc: dict[str, Any], url: str) -> FileInfo:
     return FileInfo(url=url, tree=doc["tree"], entries=doc["entries"], uuid=doc["uuid"], size=doc["size"],
                     clusters=tuple(doc["clusters"]),
                     branches={k: BranchInfo(dtype, counter) for k, (dtype, counter) in doc["branches"].items()},
-                    other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"], kind=doc["kind"])
+                    other_branches=tuple(doc["other_branches"]), gen_sumw=doc["gen_sumw"], kind=doc["kind"],
+                    gen_sumw_from=doc["gen_sumw_from"])
 
 
 def _describe_ntuple(url: str, tree: str, handle: OpenTree) -> FileInfo:
     """An RNTuple's description, as a TTree's (its layouts are the handle's already)."""
     ntuple = handle.ttree
     found = handle.description or _ntuple_description(url, tree, ntuple)
+    branches = {k: BranchInfo(d, c) for k, (d, c) in found.branches.items()}
     try:
-        gen_sumw = _gen_sumw(ntuple.file.root_directory)
+        gen_sumw, source = _gen_sumw(ntuple.file.root_directory, branches,
+                                     lambda: ntuple.arrays(["genWeight"], library="np")["genWeight"])
     except Exception as err:
         forget(url)
         raise InputFileError(f"file {url!r}: cannot read its Runs: {err}") from err
     return FileInfo(url=url, tree=tree, entries=found.entries, uuid=str(ntuple.file.uuid), size=handle.size,
-                    clusters=found.clusters, branches={k: BranchInfo(d, c) for k, (d, c) in found.branches.items()},
-                    other_branches=found.other, gen_sumw=gen_sumw, kind="rntuple")
+                    clusters=found.clusters, branches=branches, other_branches=found.other, gen_sumw=gen_sumw,
+                    kind="rntuple", gen_sumw_from=source)
 
 
 def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any] | None = None) -> FileInfo:
@@ -315,6 +320,8 @@ def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any
             if layouts is not None:
                 layouts[branch.name] = None if info is None else branch_layout(branch)
         clusters = tuple(int(x) for x in ttree.common_entry_offsets())
+        gen_sumw, source = _gen_sumw(ttree.file.root_directory, branches,
+                                     lambda: ttree["genWeight"].array(library="np"))
         return FileInfo(
             url=url,
             tree=tree,
@@ -324,7 +331,8 @@ def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any
             clusters=clusters,
             branches=branches,
             other_branches=tuple(other),
-            gen_sumw=_gen_sumw(ttree.file.root_directory),
+            gen_sumw=gen_sumw,
+            gen_sumw_from=source,
         )
     except InputFileError:
         raise
@@ -333,15 +341,20 @@ def _describe(url: str, tree: str, ttree: Any, size: int, layouts: dict[str, Any
         raise InputFileError(f"file {url!r}: cannot read the metadata of tree {tree!r}: {err}") from err
 
 
-def _gen_sumw(directory: Any) -> float | None:
-    """Sum of ``Runs/genEventSumw`` (simulation), None where the file has none (data)."""
+def _gen_sumw(directory: Any, branches: dict[str, BranchInfo], gen_weight: Callable[[], np.ndarray],
+              ) -> tuple[float | None, str | None]:
+    """(Sum of generator weights before any selection, where it came from): ``Runs/genEventSumw``;
+    without a Runs tree (skims written outside CMSSW) the sum of ``genWeight`` over the file's
+    events, read here, before any skim; (None, None) for data."""
     try:
         runs = directory["Runs"]
     except Exception:
-        return None
-    if "genEventSumw" not in runs:
-        return None
-    return float(np.sum(runs["genEventSumw"].array(library="np"), dtype=np.float64))
+        runs = None
+    if runs is not None and "genEventSumw" in runs:
+        return float(np.sum(runs["genEventSumw"].array(library="np"), dtype=np.float64)), "Runs"
+    if "genWeight" in branches and not branches["genWeight"].counter:
+        return float(np.sum(gen_weight(), dtype=np.float64)), "genWeight"
+    return None, None
 
 
 def branch_info(branch: Any) -> BranchInfo | None:

@@ -27,7 +27,7 @@ from highrate.base.cachedir import cache_root, caching_enabled, store_json
 from highrate.data.io.baskets import BranchLayout
 from highrate.data.io.rntuple import FieldLayout, layout_doc, layout_from_doc
 
-FORMAT = 2  # 2: RNTuple files (info["kind"], their branches' page layouts)
+FORMAT = 3  # 2: RNTuple files (info["kind"], their branches' page layouts); 3: info["gen_sumw_from"]
 _HEADER_BYTES = 64  # the TFile header: fBEGIN, fEND, fSeekFree, ..., fSeekInfo, the start of fUUID
 
 

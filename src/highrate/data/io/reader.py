@@ -39,6 +39,13 @@ def read_columns(
     return arrays, nbytes
 
 
+def absent(handle: OpenTree, branches: Sequence[str]) -> list[str]:
+    """Those of ``branches`` the file does not have."""
+    if handle.kind == "rntuple":
+        return [b for b in branches if b not in handle.layouts]
+    return [b for b in branches if b not in handle.layouts and b not in handle.ttree]
+
+
 def read_columns_costed(
     handle: OpenTree, branches: Sequence[str], start: int, stop: int, *, where: str, defer: Sequence[str] = ()
 ) -> tuple[dict[str, np.ndarray], int, FetchStats, Deferred]:
@@ -51,7 +58,7 @@ def read_columns_costed(
     """
     if handle.kind == "rntuple":
         return read_ntuple(handle, branches, start, stop, where=where, defer=defer)
-    missing = [b for b in branches if b not in handle.layouts and b not in handle.ttree]
+    missing = absent(handle, branches)
     if missing:
         raise MissingBranchError(
             f"{where}: branch {missing[0]!r} is not in the file"

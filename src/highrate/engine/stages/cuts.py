@@ -4,6 +4,8 @@ selections, counted for the cutflow; events filtered lazily.
 
 from __future__ import annotations
 
+import difflib
+import re
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -38,7 +40,7 @@ def guard(thunk: Any, where: str, events: ak.Array) -> Any:
         raise
     except (AttributeError, ak.errors.FieldNotFoundError) as err:  # events.Jet, events["Jet"]
         if "no field" in str(err):
-            raise UnknownQuantityError(f"{where}: {err}. Event fields: {', '.join(events.fields)}.") from err
+            raise UnknownQuantityError(f"{where}: {err}.{field_help(str(err), events)}") from err
         raise raised(where, err, tracing=is_tracing(events)) from err
     except KeyError as err:
         key = err.args[0] if err.args else None
@@ -53,6 +55,23 @@ def guard(thunk: Any, where: str, events: ak.Array) -> Any:
         raise
     except Exception as err:
         raise raised(where, err, tracing=is_tracing(events)) from err
+
+
+def field_help(message: str, events: ak.Array) -> str:
+    """The close names of a missing field and the collections, never every field: a NanoAOD file has
+    thousands of branches, and an error must fit on a screen."""
+    m = re.search(r"no field (?:named )?'([^']+)'", message)
+    fields = list(events.fields)
+    close = difflib.get_close_matches(m[1], fields, n=10, cutoff=0.6) if m else []
+    text = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    layout = events.layout
+    contents = layout.contents if layout.is_record else []
+    # a lazily filtered field is an IndexedArray over the list
+    collections = [f for f, c in zip(fields, contents, strict=False) if (c.content if c.is_indexed else c).is_list]
+    if collections:
+        shown = ", ".join(collections[:40]) + (f" and {len(collections) - 40} more" if len(collections) > 40 else "")
+        text += f" Collections: {shown}."
+    return text + f" ({len(fields)} event fields in all.)"
 
 
 MUST = "A cut must return one boolean per event, e.g. ev.MET.pt > 50 or ak.num(ev.Muon) >= 2."

@@ -40,7 +40,7 @@ class TraceRecorder:
 
     def category(self, name: str, mask: Any, weights: Any, *, dataset: str | None = None) -> None:
         for x in (mask, weights):
-            if x is not None:
+            if isinstance(x, ak.Array):  # weights of numbers alone are a plain number when traced
                 ak.typetracer.touch_data(x)
 
     def same(self, histogram: Histogram, category: str, source: str, variation: str, *,
