@@ -77,18 +77,19 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
             f"{escape(name)}: {src['bytes'] / 1e6:,.1f} MB in {src['requests']:,} requests "
             f"({src['mb_per_s']:,.1f} MB/s, {src['chunks']} chunks)", highlight=False
         )
+    # what went wrong is a warning, with the progress and the errors on stderr
     switched = [(n, f) for n, f in report.get("files", {}).items() if f["replica_failures"]]
     if switched:
-        results.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
+        console.print(f"[yellow]{len(switched)} file(s) failed over to another replica; see files in report.json:")
         for name, f in switched[:5]:
             bad = ", ".join(sorted({x["replica"] for x in f["replica_failures"]}))
             used = ", ".join(f["served_by"]) or "none"
-            results.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
+            console.print(f"  [yellow]-[/yellow] {escape(name)}: failed {escape(bad)}; served by {escape(used)}")
     if report["failed_chunks"]:
-        results.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
+        console.print(f"[red]{len(report['failed_chunks'])} chunk(s) failed; see failed_chunks in report.json:")
         for f in report["failed_chunks"][:5]:
             where = "whole file" if f["entry_start"] is None else f"entries [{f['entry_start']}, {f['entry_stop']})"
             line = f"{f['dataset']}: {f['file']} {where}: {f['error']}"
-            results.print(f"  [red]-[/red] {escape(line)}")
+            console.print(f"  [red]-[/red] {escape(line)}")
     if outdir:
         results.print(f"outputs in [bold]{escape(str(outdir))}[/bold]: histograms.root, histograms.pkl, report.json")

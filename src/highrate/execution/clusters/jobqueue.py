@@ -1,16 +1,17 @@
-"""Batch systems through dask-jobqueue: Slurm, HTCondor, PBS and LSF, one small kind each."""
+"""Batch systems through dask-jobqueue: Slurm, PBS and LSF here, HTCondor in ``htcondor.py``."""
 
 from __future__ import annotations
 
 import importlib
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 from highrate.base.optional import require
 from highrate.errors import ConfigError
-from highrate.execution.clusters.kinds import WORKER_KEYS, scaled
+from highrate.execution.clusters.kinds import WORKER_KEYS, Finding, scaled
 from highrate.execution.clusters.profile import ClusterProfile
 
 BATCH_KEYS = WORKER_KEYS | {
@@ -39,6 +40,13 @@ class JobqueueKind:
         port = profile.scheduler_port or "PORT"
         return str(job(scheduler=f"tcp://{PLACEHOLDER_HOST}:{port}", name="WORKER_NAME",
                        **self.options(profile)).job_script())
+
+    def check(self, profile: ClusterProfile) -> list[Finding]:
+        """The job script read by ``bash -n``: the shell's own parser, which runs nothing."""
+        script = self.describe(profile)
+        done = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, check=False)
+        return [Finding(f"{self.system} job script", "bash -n", done.returncode == 0,
+                        done.stderr.strip() or "the shell parses it")]
 
     def start(self, profile: ClusterProfile) -> Any:
         """Start the scheduler here and submit the profile's jobs (or make it adaptive)."""
@@ -75,31 +83,13 @@ class JobqueueKind:
 
 
 @dataclass(frozen=True)
-class HTCondorKind(JobqueueKind):
-    """HTCondor has no queue or account; the walltime becomes ``+MaxRuntime`` (seconds)."""
-
-    def options(self, profile: ClusterProfile) -> dict[str, Any]:
-        options = super().options(profile)
-        options.pop("walltime")
-        directives: dict[str, str] = {}
-        for line in options.pop("job_extra_directives"):
-            key, _, value = line.partition("=")
-            directives[key.strip()] = value.strip()
-        if profile.walltime:
-            directives["+MaxRuntime"] = str(_seconds(profile))
-        options["job_extra_directives"] = directives
-        options["disk"] = profile.disk or profile.memory
-        return options
-
-
-@dataclass(frozen=True)
 class LSFKind(JobqueueKind):
     """LSF's ``-W`` takes ``[hours:]minutes``: an ``HH:MM:SS`` walltime is rounded up to minutes."""
 
     def options(self, profile: ClusterProfile) -> dict[str, Any]:
         options = super().options(profile)
         if profile.walltime and profile.walltime.count(":") == 2:
-            minutes = -(-_seconds(profile) // 60)
+            minutes = -(-seconds(profile) // 60)
             options["walltime"] = f"{minutes // 60:02d}:{minutes % 60:02d}"
         return options
 
@@ -114,7 +104,7 @@ def scheduler_options(profile: ClusterProfile) -> dict[str, Any]:
     return options
 
 
-def _seconds(profile: ClusterProfile) -> int:
+def seconds(profile: ClusterProfile) -> int:
     """The walltime 'HH:MM:SS', 'MM:SS' or 'SS' in seconds."""
     total = 0
     for part in str(profile.walltime).split(":"):
@@ -129,5 +119,3 @@ SLURM = JobqueueKind("slurm", "SLURMCluster", "dask_jobqueue.slurm:SLURMJob",
 PBS = JobqueueKind("pbs", "PBSCluster", "dask_jobqueue.pbs:PBSJob", BATCH_KEYS | {"queue", "account"})
 LSF = LSFKind("lsf", "LSFCluster", "dask_jobqueue.lsf:LSFJob", BATCH_KEYS | {"queue", "account"},
               account_keyword="project")
-HTCONDOR = HTCondorKind("htcondor", "HTCondorCluster", "dask_jobqueue.htcondor:HTCondorJob",
-                        BATCH_KEYS | {"disk"}, account_keyword=None)

@@ -5,6 +5,7 @@ Third parties add kinds through the entry-point group ``highrate.cluster_kinds``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from highrate.base.registry import Registry
@@ -16,6 +17,16 @@ WORKER_KEYS = frozenset({
 })
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One check of a generated artefact: what was checked, by which tool, and the outcome."""
+
+    what: str
+    tool: str
+    ok: bool
+    detail: str = ""
+
+
 class ClusterKind(Protocol):
     """How one kind of cluster is described and started."""
 
@@ -23,6 +34,10 @@ class ClusterKind(Protocol):
 
     def describe(self, profile: ClusterProfile) -> str:
         """What would be submitted (job script, pod spec), without submitting anything."""
+        ...
+
+    def check(self, profile: ClusterProfile) -> list[Finding]:
+        """Check what ``describe`` gives with the real tools' parsers and schemas; submits nothing."""
         ...
 
     def start(self, profile: ClusterProfile) -> Any:
@@ -37,7 +52,7 @@ kinds: Registry[ClusterKind] = Registry("cluster kind", "highrate.cluster_kinds"
 kinds.register("local", "highrate.execution.clusters.local:LOCAL")
 kinds.register("scheduler", "highrate.execution.clusters.local:SCHEDULER")
 kinds.register("slurm", "highrate.execution.clusters.jobqueue:SLURM")
-kinds.register("htcondor", "highrate.execution.clusters.jobqueue:HTCONDOR")
+kinds.register("htcondor", "highrate.execution.clusters.htcondor:HTCONDOR")
 kinds.register("pbs", "highrate.execution.clusters.jobqueue:PBS")
 kinds.register("lsf", "highrate.execution.clusters.jobqueue:LSF")
 kinds.register("kubernetes", "highrate.execution.clusters.kubernetes:KUBERNETES")

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from highrate._version import __version__
 from highrate.errors import ConfigError, did_you_mean
 
 
@@ -26,7 +27,12 @@ class ClusterProfile:
     ``cores``, ``memory`` and ``processes`` are per batch job (or pod); scaling is either a fixed
     number of ``jobs`` or ``adapt``. ``{prefix}`` and ``{python}`` in ``python``,
     ``job_script_prologue`` and ``env`` become this interpreter's ``sys.prefix`` and
-    ``sys.executable``, so a shipped profile can activate the driver's virtual environment.
+    ``sys.executable``, so a shipped profile can activate the driver's virtual environment;
+    ``{version}`` in ``image`` becomes highrate's version, the tag of the worker image.
+
+    Kubernetes pods also take ``service_account``, ``secrets`` (Secret name → mount path),
+    ``node_selector``, ``tolerations``, ``annotations``, ``resources`` (extra requests such as
+    ``nvidia.com/gpu``) and ``interlink`` (the InterLink virtual node the workers go to).
     """
 
     name: str
@@ -53,6 +59,13 @@ class ClusterProfile:
     local_directory: str | None = None
     image: str | None = None
     namespace: str | None = None
+    service_account: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    resources: Mapping[str, str] = field(default_factory=dict)
+    interlink: str | None = None
     jobs: int | None = None
     adapt: Adapt | None = None
     start_timeout: float = 300.0
@@ -67,9 +80,11 @@ class ClusterProfile:
 KEYS = frozenset(f.name for f in fields(ClusterProfile)) - {"name", "source"} | {"extends"}
 
 _STR = ("description", "address", "memory", "disk", "walltime", "queue", "account", "python",
-        "interface", "worker_ports", "log_directory", "local_directory", "image", "namespace", "kind")
+        "interface", "worker_ports", "log_directory", "local_directory", "image", "namespace", "kind",
+        "service_account", "interlink")
 _INT = ("cores", "processes", "scheduler_port", "dashboard_port", "jobs")
 _LIST = ("job_script_prologue", "job_extra_directives")
+_MAPPING = ("env", "secrets", "node_selector", "annotations", "resources")
 
 
 def parse_profile(name: str, raw: Mapping[str, Any], source: str, *, allowed: frozenset[str]) -> ClusterProfile:
@@ -104,6 +119,8 @@ def _convert(where: str, key: str, value: Any) -> Any:
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ConfigError(f"{where}: {key!r} must be a string, got {value!r}.")
         text = str(value)
+        if key == "image":
+            return text.replace("{version}", __version__)
         return _expand(text) if key in ("python", "log_directory", "local_directory") else text
     if key in _INT:
         least = 1 if key in ("cores", "processes") else 0  # port 0: any free port
@@ -120,10 +137,15 @@ def _convert(where: str, key: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: {key!r} must be a list of strings, got {value!r}.")
         return tuple(_expand(v) for v in value)
-    if key == "env":
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: 'env' must be a mapping of variable names to values, got {value!r}.")
-        return {str(k): _expand(str(v)) for k, v in value.items()}
+    if key in _MAPPING:
+        if not isinstance(value, Mapping) or any(isinstance(v, Mapping | list) for v in value.values()):
+            raise ConfigError(f"{where}: {key!r} must be a mapping of names to plain values, got {value!r}.")
+        return {str(k): _expand(str(v)) if key == "env" else str(v) for k, v in value.items()}
+    if key == "tolerations":
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise ConfigError(f"{where}: 'tolerations' must be a list of Kubernetes tolerations "
+                              f"({{key, operator, value, effect}}), got {value!r}.")
+        return tuple(dict(v) for v in value)
     if key == "adapt":
         return _adapt(where, value)
     raise AssertionError(key)  # pragma: no cover - every key of KEYS is handled above
