@@ -2,7 +2,8 @@
 
 Job scripts are read from dask-jobqueue's Job classes (`highrate cluster show`), which submit
 nothing: HTCondor, PBS and LSF are not installed here. No Kubernetes API server runs here either,
-so for Kubernetes the generated DaskCluster spec is tested, not a live cluster.
+so for Kubernetes the generated DaskCluster spec is tested, not a live cluster; the real parsers
+and schemas read them in tests/test_facility_artefacts.py.
 """
 
 from __future__ import annotations
@@ -158,7 +159,7 @@ SITE = """
       s: {kind: slurm, cores: 4, memory: 8GB, walltime: "01:30:00", queue: short, account: cms,
           job_script_prologue: ["source /opt/venv/bin/activate"], env: {X509_USER_PROXY: /tmp/x509}, jobs: 3}
       c: {kind: htcondor, cores: 2, memory: 3GB, disk: 5GB, walltime: "00:20:00",
-          job_script_prologue: ["source /opt/venv/bin/activate"], job_extra_directives: ["+JobFlavour = espresso"]}
+          job_script_prologue: ["source /opt/venv/bin/activate"], job_extra_directives: ['+JobFlavour = "espresso"']}
       p: {kind: pbs, cores: 8, memory: 16GB, walltime: "04:00:00", queue: long, account: cms,
           job_script_prologue: ["module load python"]}
       l: {kind: lsf, cores: 2, memory: 4GB, walltime: "01:30:30", queue: 1nh, account: cms,
@@ -183,7 +184,7 @@ def test_show_htcondor_submit_file(user_file, capsys):
     assert "RequestMemory = floor(MY.DaskWorkerMemory / 1048576)" in script
     assert "MY.DaskWorkerMemory = 3000000000" in script and "MY.DaskWorkerCores = 2" in script
     assert "MY.DaskWorkerDisk = 5000000000" in script
-    assert "+MaxRuntime = 1200" in script and "+JobFlavour = espresso" in script
+    assert "+MaxRuntime = 1200" in script and '+JobFlavour = "espresso"' in script
     assert "source /opt/venv/bin/activate;" in script
 
 
@@ -220,7 +221,7 @@ def test_show_kubernetes_spec(user_file, capsys):
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "4096Mi"}
     assert container["resources"]["requests"] == {"cpu": "2", "memory": "4096Mi"}
     assert {"name": "HIGHRATE_CACHE", "value": "/scratch"} in container["env"]
-    assert container["args"][:5] == ["dask-worker", "--nworkers", "1", "--nthreads", "2"]
+    assert container["args"][:6] == ["dask", "worker", "--nworkers", "1", "--nthreads", "2"]
 
 
 def test_show_local_and_scheduler(user_file, capsys):

@@ -161,7 +161,8 @@ def test_a_skim_reading_more_than_traced_still_gets_its_branches(zmumu_path, nan
     right = [process_chunk(Task(item, plan, payload)) for item in items]
     full_reads: list[bool] = []
     real = highrate.execution.worker._run
-    monkeypatch.setattr(highrate.execution.worker, "_run", lambda *a, late: full_reads.append(not late) or real(*a, late=late))
+    monkeypatch.setattr(highrate.execution.worker, "_run",
+                        lambda *a, late, **kw: full_reads.append(not late) or real(*a, late=late, **kw))
     fallen_back = [process_chunk(Task(item, wrong, payload)) for item in items]
     assert full_reads.count(True) == len(items)  # each chunk: the skim failed on the early branches
     assert all(not r.failed for r in fallen_back)

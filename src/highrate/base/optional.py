@@ -15,7 +15,8 @@ from highrate.errors import MissingExtraError
 # import names whose distribution on PyPI is named otherwise
 _DISTRIBUTIONS = {
     "dask_jobqueue": "dask-jobqueue", "dask_kubernetes": "dask-kubernetes", "fsspec_xrootd": "fsspec-xrootd",
-    "XRootD": "xrootd", "rucio": "rucio-clients", "pyXRootD": "xrootd",
+    "XRootD": "xrootd", "rucio": "rucio-clients", "pyXRootD": "xrootd", "htcondor2": "htcondor",
+    "classad2": "htcondor", "kubernetes_validate": "kubernetes-validate",
 }
 
 

@@ -63,14 +63,23 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
     table.add_column("")
     table.add_column("events", justify="right")
     table.add_column("events/s", justify="right")
+    rates = {"total": "events_per_s", "skimmed": "skimmed_per_s", "preselected": "preselected_per_s"}
     for label, key in (("Total", "total"), ("Skimmed", "skimmed"), ("Preselected", "preselected")):
         n = report["events"][key]
-        table.add_row(label, f"{n:,}", f"{n / report['wall_s']:,.0f}" if report["wall_s"] else "-")
+        table.add_row(label, f"{n:,}", f"{report[rates[key]]:,.0f}" if report["wall_s"] else "-")
     results.print(table)
+    now = report.get("events_this_run", report["events"])["total"]
+    if now != report["events"]["total"]:
+        results.print(f"{report['events']['total'] - now:,} events taken from checkpoints; the rates are over the "
+                      f"{now:,} processed in this run", highlight=False)
     results.print(
         f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "
         f"({report['mb_per_s']:,.1f} MB/s) · chunks {report['chunks']['processed']}/{report['chunks']['total']}"
     )
+    stages = {k: v for k, v in report.get("stages_s", {}).items() if v >= 0.005}
+    if stages:
+        results.print("time by stage (s, all workers): " + " · ".join(f"{k} {v:.2f}" for k, v in stages.items()),
+                      highlight=False)
     remote = {k: v for k, v in report.get("sources", {}).items() if k != "local"}
     for name, src in remote.items():
         results.print(

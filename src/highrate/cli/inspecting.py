@@ -76,13 +76,23 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def add_cluster_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``cluster`` verb: ``list`` and ``show``."""
+    """The ``cluster`` verb: ``list``, ``show`` and ``check``."""
     cluster = sub.add_parser("cluster", help="list cluster profiles, show what one would submit")
     verbs = cluster.add_subparsers(dest="verb", required=True, metavar="VERB")
     show = verbs.add_parser("show", help="print the batch job script (or pod spec) of a profile; submits nothing")
     show.add_argument("name", help="profile name (see `highrate cluster list`)")
     add_debug(show)
     show.set_defaults(handler=_cmd_cluster_show)
+    check = verbs.add_parser(
+        "check", help="check what a profile would submit with the real tools' parsers and schemas; submits nothing",
+        description="Parse the job script or manifests of a profile as the batch system or Kubernetes would: "
+        "HTCondor submit descriptions with the HTCondor Python bindings, Dask Operator manifests against the "
+        "operator's CRD schemas and the Kubernetes OpenAPI schema, other job scripts with `bash -n`. "
+        "Needs the `check` extra. Exits 1 if any check fails.",
+    )
+    check.add_argument("name", nargs="*", help="profile names (default: every profile)")
+    add_debug(check)
+    check.set_defaults(handler=_cmd_cluster_check)
     lst = verbs.add_parser("list", help="list the cluster profiles: name, kind, file")
     add_debug(lst)
     lst.set_defaults(handler=_cmd_cluster_list)
@@ -100,6 +110,21 @@ def _cmd_cluster_show(args: argparse.Namespace) -> int:
     print(note, file=sys.stderr)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+
+def _cmd_cluster_check(args: argparse.Namespace) -> int:
+    from highrate.execution.clusters import check, get_profile, load_profiles
+
+    profiles = [get_profile(n) for n in args.name] if args.name else list(load_profiles().values())
+    failed = 0
+    for profile in profiles:  # plain lines: one per check, easy to grep
+        print(f"{profile.name} ({profile.kind}, {profile.source})")
+        for finding in check(profile):
+            failed += not finding.ok
+            print(f"  {'ok  ' if finding.ok else 'FAIL'}  {finding.what} [{finding.tool}]: {finding.detail}")
+    print(f"{failed} check(s) failed" if failed else "all checks passed")
+    return 1 if failed else 0
 
 
 

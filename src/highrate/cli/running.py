@@ -79,6 +79,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="reuse the chunk results checkpointed by an earlier run into --output")
     p.add_argument("--no-checkpoints", action="store_true", help="do not store chunk results in OUTPUT/checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
+                   help="where stages with a GPU version run: auto uses a GPU when CuPy finds one; gpu fails "
+                   "without one (on Dask: workers started with --resources GPU=1) (default: %(default)s)")
 
 
 
@@ -99,7 +102,18 @@ def _options(args: argparse.Namespace, output: str):
         chunk_timeout=getattr(args, "chunk_timeout", None),
         checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
         columns_dir=str(Path(output) / "columns"),
+        device=_device(args),
     )
+
+
+def _device(args: argparse.Namespace) -> str:
+    """--device; ``gpu`` is checked here when the chunks run on this machine, before any is read."""
+    from highrate.devices.select import resolve
+
+    device = getattr(args, "device", "auto")
+    if device == "gpu" and not (args.cluster or args.scheduler or args.executor == "dask"):
+        resolve(device)
+    return device
 
 
 

@@ -56,7 +56,7 @@ def _shape(function: Callable[..., Any]) -> tuple[tuple[str, Any, bool], ...] | 
     return tuple((p.name, p.kind, p.default is not p.empty) for p in params)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: its versions are functions
 class Stage:
     """One stage's implementations by device (``cpu`` always, ``gpu`` optionally), with one
     signature: the GPU version takes exactly what the CPU version takes."""
@@ -114,10 +114,10 @@ class Stage:
         def timed(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
             out = function(*args, **kwargs)
-            t1 = time.perf_counter()
+            t1 = t2 = time.perf_counter()
             if ran_on != "cpu":  # the stages after it, and the fills, take host arrays
                 out = to_host(out)
-            t2 = time.perf_counter()
+                t2 = time.perf_counter()
             if times is not None:
                 times.add(name, ran_on, t2 - t0, t2 - t1)
             return out

@@ -21,7 +21,9 @@ class Result:
     ``failed`` one dict per chunk that could not be processed;
     ``files[file]`` which replica served how many chunks (``served_by``) and the replicas that
     failed on the way (``replica_failures``);
-    ``sources[endpoint]`` ``bytes`` fetched (with coalescing gaps), ``requests``, ``chunks``.
+    ``sources[endpoint]`` ``bytes`` fetched (with coalescing gaps), ``requests``, ``chunks``;
+    ``timings[stage]`` the seconds the chunks spent in each stage kind (read, skim, objects, ...);
+    ``stages[name][device]`` a registered stage's ``calls``, ``seconds`` and ``to_host_s`` there.
 
     Chunk results hold histograms as :class:`highrate.engine.binning.Binned` sums; :func:`finished`
     turns them into ``hist.Hist`` once the run's result is complete.
@@ -34,6 +36,8 @@ class Result:
     failed: list[dict[str, Any]] = field(default_factory=list)
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # registered: device costs
 
 
 def accumulate(results: Iterable[Result]) -> Result:
@@ -55,9 +59,12 @@ def accumulate(results: Iterable[Result]) -> Result:
             for cat, vals in cats.items():
                 mine = d.setdefault(cat, [0, 0.0, 0.0])
                 d[cat] = [a + b for a, b in zip(mine, vals, strict=True)]
+        for stage, seconds in r.timings.items():
+            out.timings[stage] = out.timings.get(stage, 0.0) + seconds
         out.failed.extend(r.failed)
         _merge_tree(out.files, r.files)
         _merge_tree(out.sources, r.sources)
+        _merge_tree(out.stages, r.stages)
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from highrate._version import __version__
+from highrate.devices.select import dask_resources
 from highrate.engine.result import Result, accumulate
 from highrate.execution.checkpoint import CheckpointStore, chunk_key
 from highrate.execution.executors import Executor, supported_options
@@ -26,15 +27,27 @@ from highrate.execution.worker import failure as chunk_failure
 
 
 class Tally:
-    """Running totals for progress reports, overall and per worker."""
+    """Running totals for progress reports, overall and per worker, of the chunks computed in this
+    run: chunks resumed from checkpoints are counted apart, so that rates mean this run's work."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.totals = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
-        self.workers: dict[str, dict[str, int]] = {}
+        self.resumed = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
+        self.workers: dict[str, dict[str, Any]] = {}
 
-    def add(self, result: Result, worker: str | None) -> None:
-        mine = self.workers.setdefault(worker, {"chunks": 0, "events": 0, "bytes_read": 0}) if worker else None
+    def add(self, result: Result, worker: str | None, *, resumed: bool = False) -> None:
+        if resumed:
+            for c in result.counts.values():
+                for key, source in (("events", "total"), ("skimmed", "skimmed"), ("preselected", "preselected"),
+                                    ("bytes_read", "bytes_read")):
+                    self.resumed[key] += int(c.get(source, 0))
+            return
+        mine = self.workers.setdefault(worker, {"chunks": 0, "events": 0, "bytes_read": 0, "stages_s": {}}) \
+            if worker else None
+        if mine is not None:
+            for stage, seconds in result.timings.items():
+                mine["stages_s"][stage] = mine["stages_s"].get(stage, 0.0) + seconds
         for c in result.counts.values():
             for key, source in (("events", "total"), ("skimmed", "skimmed"), ("preselected", "preselected"),
                                 ("bytes_read", "bytes_read")):
@@ -47,7 +60,8 @@ class Tally:
     def progress(self, done: int, total: int, failed: int, retried: int) -> Progress:
         return Progress("chunks", done, total, failed=failed, retried=retried,
                         elapsed_s=time.perf_counter() - self.start,
-                        workers={k: dict(v) for k, v in self.workers.items()}, **self.totals)
+                        workers={k: {n: v for n, v in w.items() if n != "stages_s"} for k, w in self.workers.items()},
+                        **self.totals)
 
 
 
@@ -75,13 +89,15 @@ def run_chunks(
         for i, key in enumerate(keys):
             stored = store.load(key)
             if stored is not None:
+                stored = replace(stored, timings={}, stages={})  # its time was an earlier run's
                 accepted.add(i)
-                tally.add(stored, None)
+                tally.add(stored, None, resumed=True)
                 tree.add(stored)
         counts["resumed"] = len(accepted)
     if store is not None:
         tasks = [replace(t, checkpoint=(str(store.directory), key)) for t, key in zip(tasks, keys, strict=True)]
-    tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir) for t in tasks]
+    tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir, device=options.device)
+             for t in tasks]
     pending = [i for i in range(len(tasks)) if i not in accepted]
     failures: dict[int, dict[str, Any]] = {}
     failed_files: dict[int, dict[str, Any]] = {}
@@ -91,7 +107,7 @@ def run_chunks(
             break
         if attempt:
             counts["retried"] += len(pending)
-        for (i, r, worker), ref in _map_keep(ex, [(i, tasks[i]) for i in pending]):
+        for (i, r, worker), ref in _map_keep(ex, [(i, tasks[i]) for i in pending], dask_resources(options.device)):
             if i in accepted:
                 continue
             if r.failed:
@@ -109,17 +125,22 @@ def run_chunks(
             report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and retryable(failures[i])]
     counts["workers"] = tally.workers
+    counts["resumed_totals"] = dict(tally.resumed)
     lost = sorted(failures)
     merged = accumulate([tree.result(), Result(failed=[failures[i] for i in lost]),
                          *(Result(files=failed_files[i]) for i in lost)])
+    counts["merge_s"] = tree.seconds  # the driver's share of merging (the cluster's runs in its tasks)
     return merged, counts
 
 
 
-def _map_keep(ex: Executor, jobs: list[tuple[int, Task]]) -> Iterator[tuple[Outcome, Any]]:
+def _map_keep(ex: Executor, jobs: list[tuple[int, Task]], resources: dict[str, int] | None = None,
+              ) -> Iterator[tuple[Outcome, Any]]:
     """(outcome summary, reference to the full outcome) for each job, in completion order."""
-    # a chunk goes where its file is open already; a chunk whose worker died is retried
-    extra = supported_options(ex, affinity=_file_of_job, on_lost=_chunk_lost)
+    # a chunk goes where its file is open already; a chunk whose worker died is retried; GPU
+    # chunks go to workers that declare a GPU (Dask worker resources)
+    extra = supported_options(ex, affinity=_file_of_job, on_lost=_chunk_lost,
+                              **({"resources": resources} if resources else {}))
     map_keep = getattr(ex, "map_keep", None)
     if map_keep is not None:
         yield from map_keep(process_indexed, jobs, summarize, **extra)
@@ -150,6 +171,7 @@ class ReductionTree:
     def __init__(self, ex: Executor) -> None:
         self.ex = ex
         self.levels: list[list[Any]] = []
+        self.seconds = 0.0  # spent here merging (or submitting merges) and fetching the last
 
     def add(self, ref: Any, level: int = 0) -> None:
         while len(self.levels) <= level:
@@ -160,8 +182,12 @@ class ReductionTree:
             self.add(self._combine(parts), level + 1)
 
     def _combine(self, parts: list[Any]) -> Any:
+        t0 = time.perf_counter()
         combine = getattr(self.ex, "combine", None)
-        return combine(merge, parts) if combine is not None else merge(*parts)
+        try:
+            return combine(merge, parts) if combine is not None else merge(*parts)
+        finally:
+            self.seconds += time.perf_counter() - t0
 
     def result(self) -> Result:
         rest = [ref for level in self.levels for ref in level]
@@ -169,4 +195,8 @@ class ReductionTree:
             return Result()
         fetch = getattr(self.ex, "fetch", None)
         final = self._combine(rest)
-        return fetch(final) if fetch is not None else final
+        t0 = time.perf_counter()
+        try:
+            return fetch(final) if fetch is not None else final
+        finally:
+            self.seconds += time.perf_counter() - t0

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from highrate.data.io.files import FileInfo
+from highrate.devices.select import check_choice
 from highrate.engine.result import Result
 from highrate.errors import ConfigError
 from highrate.execution.tasks import DatasetPlan
@@ -34,8 +35,12 @@ class RunOptions:
     resume: bool = False  # reuse the results already in checkpoint_dir
     chunk_timeout: float | None = None  # seconds a chunk's read (or a file's opening) may take
     columns_dir: str | None = None  # where Analysis.save_columns writes its Parquet files
+    # where registered stages with a GPU version run: "auto" (a GPU where the worker has one),
+    # "cpu", or "gpu" (an error where there is none; on Dask, only workers with resources GPU=1)
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_choice(self.device)
         f = self.max_failed_fraction
         if f is not None and not 0 <= f <= 1:
             raise ConfigError(f"max_failed_fraction (--max-failed-fraction) must be between 0 and 1, got {f}.")

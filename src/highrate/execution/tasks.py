@@ -94,3 +94,4 @@ class Task:
     timeout: float | None = None  # seconds a chunk's read may take before it is reported
     checkpoint: tuple[str, str] | None = None  # (folder, key): store the result there on success
     columns_dir: str | None = None  # where saved columns go, one Parquet file per chunk and dataset
+    device: str = "auto"  # where registered stages run: auto | cpu | gpu

@@ -16,9 +16,12 @@ from highrate.data.io.reader import absent, read_columns_costed
 from highrate.data.io.sources import AccessOptions, endpoint, server_checksum
 from highrate.data.partition import WorkItem
 from highrate.data.replicas import FileLocations, ReplicaMismatch, first_working, suspect
+from highrate.devices.registry import StageTimes
+from highrate.devices.select import resolve
 from highrate.engine.events import filter_arrays
 from highrate.engine.result import Result, accumulate
 from highrate.engine.stages.chunk_recorder import ChunkRecorder
+from highrate.engine.stages.clock import StageClock
 from highrate.engine.stages.pipeline import run_stages
 from highrate.errors import (
     HighrateError,
@@ -38,15 +41,21 @@ def process_chunk(task: Task) -> Result:
     item, plan = task.item, task.plan
     keep_freed_memory()  # workers not forked from the driver (forkserver, Dask) tune themselves
     replica_failures: list[dict[str, Any]] = []
+    stage_times = StageTimes()
+    clock = StageClock()
     try:
-        analysis = task.analysis.get()
+        # registered stages run in their version for the device the run asked for, as found here
+        analysis = task.analysis.get().on_device(resolve(task.device), stage_times)
         try:
-            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=True)
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
+                                                                         late=True, clock=clock)
         except UnknownQuantityError:
             if not plan.late:
                 raise
             # the skim read a branch tracing did not see it read: read everything before it
-            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout, late=False)
+            clock = StageClock()
+            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
+                                                                         late=False, clock=clock)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             for replica in item.sources:
@@ -56,10 +65,13 @@ def process_chunk(task: Task) -> Result:
         return failed
     if recorder.tables and task.columns_dir:
         try:
-            _write_columns(task.columns_dir, item, recorder.tables)
+            with clock("columns"):
+                _write_columns(task.columns_dir, item, recorder.tables)
         except Exception as err:
             return failure(item, err)
     result = recorder.result
+    result.timings = dict(clock.seconds)
+    result.stages = stage_times.stages  # registered stages, per device: calls, seconds
     cutflow = result.cutflow[item.dataset]
     result.counts[item.dataset] = {
         "total": item.entries,
@@ -91,13 +103,15 @@ def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str
 
 
 def _run(
-    analysis: Analysis, item: WorkItem, plan: DatasetPlan, timeout: float | None, *, late: bool
+    analysis: Analysis, item: WorkItem, plan: DatasetPlan, timeout: float | None, *, late: bool,
+    clock: StageClock,
 ) -> tuple[tuple[ChunkRecorder, int, FetchStats], str, list[dict[str, Any]]]:
     """Read the chunk and run the analysis on it: ((recorder, bytes read, fetch cost), replica,
     replica failures). With ``late``, the plan's late branches are decoded after the skim, for
     the skimmed events only."""
     deferring = late and bool(plan.late)
-    (arrays, nbytes, fetched, deferred), served, failures = _read(item, plan, timeout, plan.late if deferring else ())
+    with clock("read"):
+        (arrays, nbytes, fetched, deferred), served, failures = _read(item, plan, timeout, plan.late if deferring else ())
     schema = plan.schema
     recorder = ChunkRecorder(analysis, item.dataset)
     # the events and their columns are handed over, not kept here: the skim filter takes the
@@ -108,7 +122,8 @@ def _run(
 
     def skim_filter(mask: Any) -> Any:
         try:
-            columns = filter_arrays(schema, full.pop(), mask, deferred)
+            with clock("read"):  # the late branches, decoded for the kept events
+                columns = filter_arrays(schema, full.pop(), mask, deferred)
         except InputFileError:  # a late branch's baskets are corrupt: prefer another replica next time
             suspect(served)
             raise
@@ -116,8 +131,9 @@ def _run(
 
     skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
     try:
-        run_stages(analysis, skim_schema.build(full[0], item.entries, where=item.describe()), plan.meta, recorder,
-                   skim_filter=skim_filter, deps=plan.deps)
+        with clock("read"):  # the event record, over the columns
+            events = skim_schema.build(full[0], item.entries, where=item.describe())
+        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, deps=plan.deps, clock=clock)
     finally:
         deferred.close()
     return (recorder, nbytes, fetched), served, failures
@@ -193,7 +209,7 @@ def summarize(outcome: Outcome) -> Outcome:
     """The outcome without its histograms: what the driver needs for bookkeeping and progress."""
     index, result, worker = outcome
     light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed,
-                   files=result.files if result.failed else {})
+                   files=result.files if result.failed else {}, timings=result.timings, stages=result.stages)
     return index, light, worker
 
 

@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from highrate.engine.stages.clock import STAGES
 from highrate.execution.options import RunOptions, RunOutcome
 from highrate.spec.analysis import Analysis
 
@@ -31,18 +32,28 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
     totals = {k: sum(d["events"][k] for d in per_dataset.values()) for k in ("total", "skimmed", "preselected")}
     subsamples = _subsamples(outcome, set(per_dataset))
     bytes_read = sum(d["bytes_read"] for d in per_dataset.values())
+    # a resumed run's rates are over the events it processed itself, not those taken from checkpoints
+    resumed = outcome.chunk_counts.get("resumed_totals", {})
+    now = {k: totals[k] - int(resumed.get("events" if k == "total" else k, 0)) for k in totals}
+    read_now = bytes_read - int(resumed.get("bytes_read", 0))
+    stages = {s: r.timings[s] for s in (*STAGES, *sorted(set(r.timings) - set(STAGES))) if s in r.timings}
     return {
         "analysis": {"name": analysis.name, "hash": analysis.hash()},
         "events": totals,
+        "events_this_run": now,
         "wall_s": wall,
-        "events_per_s": _rate(totals["total"], wall),
-        "skimmed_per_s": _rate(totals["skimmed"], wall),
-        "preselected_per_s": _rate(totals["preselected"], wall),
+        "events_per_s": _rate(now["total"], wall),
+        "skimmed_per_s": _rate(now["skimmed"], wall),
+        "preselected_per_s": _rate(now["preselected"], wall),
         "bytes_read": bytes_read,
-        "mb_per_s": _rate(bytes_read / 1e6, wall),
+        "bytes_read_this_run": read_now,
+        "mb_per_s": _rate(read_now / 1e6, wall),
+        # seconds per stage kind, summed over chunks and workers; merge: the driver's merging
+        "stages_s": {**stages, "merge": float(outcome.chunk_counts.get("merge_s", 0.0))},
         "chunks": {"total": outcome.chunks, "processed": sum(d["chunks"] for d in per_dataset.values()),
                    "failed": len(r.failed),
-                   **{k: v for k, v in outcome.chunk_counts.items() if k != "workers"}},
+                   **{k: v for k, v in outcome.chunk_counts.items()
+                      if k not in ("workers", "merge_s", "resumed_totals")}},
         "workers": {
             name: {**w, "events_per_s": _rate(w["events"], wall), "mb_per_s": _rate(w["bytes_read"] / 1e6, wall)}
             for name, w in sorted(outcome.chunk_counts.get("workers", {}).items())
@@ -56,6 +67,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         },
         "failed_chunks": [{k: v for k, v in f.items() if k != "traceback" or v} for f in r.failed],
         "files": _files(r.files),
+        "stages": stage_costs(r.stages, totals["total"]),  # registered stages: device, calls, seconds
         "sources": {
             name: {**s, "events_per_s": _rate(s.get("events", 0), wall), "mb_per_s": _rate(s.get("bytes", 0) / 1e6, wall)}
             for name, s in sorted(r.sources.items())
@@ -66,7 +78,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "limit_chunks": options.limit_chunks, "skip_bad_files": options.skip_bad_files,
             "retries": options.retries, "checkpoint_dir": options.checkpoint_dir, "resume": options.resume,
             "chunk_timeout": options.chunk_timeout, "cluster": options.cluster,
-            "max_failed_fraction": options.max_failed_fraction,
+            "max_failed_fraction": options.max_failed_fraction, "device": options.device,
         },
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
@@ -80,6 +92,15 @@ def _files(files: dict[str, dict[str, Any]]) -> dict[str, Any]:
         served = dict(sorted(f.get("served_by", {}).items(), key=lambda kv: -kv[1]))
         out[name] = {"served_by": served, "replica_failures": sorted(f.get("replica_failures", []), key=_when)}
     return out
+
+
+def stage_costs(stages: dict[str, dict[str, dict[str, float]]], events: int) -> dict[str, Any]:
+    """Per registered stage, the device(s) that ran it and what it cost there, summed over chunks:
+    ``calls``, ``seconds`` (work and host↔device copies), ``to_host_s`` (the copy back alone)."""
+    return {name: {device: {"calls": c.get("calls", 0), "seconds": c.get("seconds", 0.0),
+                            "to_host_s": c.get("to_host_s", 0.0), "events_per_s": _rate(events, c.get("seconds", 0.0))}
+                   for device, c in sorted(devices.items())}
+            for name, devices in sorted(stages.items())}
 
 
 def _when(failure: dict[str, Any]) -> float:

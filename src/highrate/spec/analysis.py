@@ -10,10 +10,13 @@ the events (an awkward record array with NanoAOD collections: ``events.Muon.pt``
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from highrate.devices.loading import load_stages
+from highrate.devices.registry import Stage, StageTimes, is_stage_name, lookup
 from highrate.errors import ConfigError, did_you_mean
 from highrate.spec.fingerprint import code_key, source_text, stable_repr
 from highrate.spec.histograms import Columns, Histogram
@@ -46,6 +49,9 @@ class Analysis:
     columns: tuple[str, ...] | Mapping[str, Any] = ()
     name: str = "analysis"
     source: str | None = None  # the analysis file's text, for the definition hash
+    # stages with CPU and GPU versions that cuts, objects, ... name ("zmumu::muon_selection"): a
+    # stages YAML file, a list of them, or a mapping of name to Stage; the registry is asked after
+    stages: str | os.PathLike[str] | tuple[str | os.PathLike[str], ...] | Mapping[str, Stage] = ()
 
     def __post_init__(self) -> None:
         for attr in ("skim", "preselection", "weights", "histograms", "variations"):
@@ -59,7 +65,64 @@ class Analysis:
         object.__setattr__(self, "subsamples", {
             sample: {part: tuple(cuts) for part, cuts in parts.items()} for sample, parts in dict(self.subsamples).items()
         })
+        self._resolve_stages()
         self._validate()
+
+    def _resolve_stages(self) -> None:
+        """Load the stages files, and put each registered stage in the place of its name."""
+        table = self.stages
+        if not isinstance(table, Mapping):
+            table = {}
+            for path in (self.stages,) if isinstance(self.stages, str | os.PathLike) else self.stages:
+                table.update(load_stages(path, register_them=False))
+        object.__setattr__(self, "stages", dict(table))
+
+        def resolve(function: Any, where: str) -> Any:
+            return lookup(function, f"analysis {self.name!r}: {where}", table) if is_stage_name(function) else function
+
+        for name, value in self._with_functions(resolve).items():
+            object.__setattr__(self, name, value)
+
+    def _with_functions(self, swap: Callable[[Any, str], Any]) -> dict[str, Any]:
+        """The fields that hold user functions, each function passed through ``swap(function,
+        where)``; a cut that several categories share stays one cut."""
+        done: dict[int, Any] = {}
+
+        def step(item: Any, where: str) -> Any:
+            if not isinstance(item, Cut | Weight | ShapeVariation):
+                return item  # _validate says what is wrong with it
+            if id(item) not in done:
+                new = swap(item.function, f"{where} {item.name!r}")
+                done[id(item)] = item if new is item.function else replace(item, function=new)
+            return done[id(item)]
+
+        return {
+            "skim": tuple(step(c, "skim cut") for c in self.skim),
+            "preselection": tuple(step(c, "preselection cut") for c in self.preselection),
+            "categories": {k: tuple(step(c, f"category {k!r}, cut") for c in cs) for k, cs in self.categories.items()},
+            "subsamples": {s: {p: tuple(step(c, f"subsample {s!r}/{p!r}, cut") for c in cs) for p, cs in parts.items()}
+                           for s, parts in self.subsamples.items()},
+            "weights": tuple(step(w, "weight") for w in self.weights),
+            "variations": tuple(step(v, "shape variation") for v in self.variations),
+            "objects": {k: swap(f, f"object {k!r}") for k, f in self.objects.items()},
+            "quantities": {k: swap(f, f"quantity {k!r}") for k, f in self.quantities.items()},
+        }
+
+    def on_device(self, device: str, times: StageTimes | None = None) -> Analysis:
+        """This analysis with each registered stage replaced by its version for ``device`` (``cpu``
+        or ``gpu``; a stage without that version keeps its CPU one), each call's cost added to
+        ``times``; the analysis itself when it names no registered stage."""
+        found: list[Stage] = []
+
+        def note(function: Any, _: str) -> Any:
+            if isinstance(function, Stage):
+                found.append(function)
+            return function
+
+        self._with_functions(note)
+        if not found:
+            return self
+        return replace(self, **self._with_functions(lambda f, _: f.bind(device, times) if isinstance(f, Stage) else f))
 
     @property
     def column_defaults(self) -> dict[str, Any]:
@@ -109,8 +172,9 @@ class Analysis:
         """Every user function of the definition: cuts, objects, quantities, weights, variations."""
         cuts = (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs),
                 *(c for parts in self.subsamples.values() for cs in parts.values() for c in cs))
-        return [*(c.function for c in cuts), *self.objects.values(), *self.quantities.values(),
-                *(w.function for w in self.weights), *(v.function for v in self.variations)]
+        found = [*(c.function for c in cuts), *self.objects.values(), *self.quantities.values(),
+                 *(w.function for w in self.weights), *(v.function for v in self.variations)]
+        return [v for f in found for v in (f.implementations.values() if isinstance(f, Stage) else (f,))]
 
     def hash(self) -> str:
         """A stable hash of the definition: its structure (names, parameters, histograms and each
@@ -121,7 +185,11 @@ class Analysis:
         if self.source is not None:
             h.update(self.source.encode())
         # with the file's text hashed, the functions' compiled code is enough (and much cheaper)
-        fn_text = code_key if self.source is not None else source_text
+        text = code_key if self.source is not None else source_text
+
+        def fn_text(fn: Any) -> str:  # a registered stage: its name and every version's code
+            return fn.key(text) if isinstance(fn, Stage) else text(fn)
+
         for cut in (*self.skim, *self.preselection):
             h.update(f"cut:{cut.name}:{stable_repr(cut.params)}:{fn_text(cut.function)}".encode())
         for w in self.weights:

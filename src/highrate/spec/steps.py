@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from highrate.devices.registry import is_stage_name
 from highrate.errors import ConfigError
 
 
@@ -54,16 +55,25 @@ class _Step:
     """A named function of the events with fixed parameters."""
 
     name: str
-    function: Callable[..., Any]
+    function: Callable[..., Any] | str  # or a registered stage's name, resolved by the Analysis
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError(f"{type(self).__name__} needs a non-empty name, got {self.name!r}.")
+        if is_stage_name(self.function):
+            return  # the Analysis holding it puts the registered stage in its place
         object.__setattr__(self, "_nargs", arity(self.function, f"{type(self).__name__} {self.name!r}"))
 
     def __call__(self, events: Any, meta: Mapping[str, Any]) -> Any:
+        if isinstance(self.function, str):
+            raise unresolved(f"{type(self).__name__} {self.name!r}", self.function)
         return call_with(self.function, self._nargs, events, self.params, meta)  # type: ignore[attr-defined]
+
+
+def unresolved(where: str, name: str) -> ConfigError:
+    """A step naming a registered stage was called outside an Analysis, which resolves the name."""
+    return ConfigError(f"{where} names the stage {name!r}: use it in an Analysis, which finds the stage.")
 
 
 
@@ -98,12 +108,14 @@ class ShapeVariation:
     """
 
     name: str
-    function: Callable[..., Any]
+    function: Callable[..., Any] | str  # or a registered stage's name, resolved by the Analysis
     mc_only: bool = True
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_]\w*", self.name or ""):
             raise ConfigError(f"shape variation name {self.name!r} must be a simple identifier.")
+        if is_stage_name(self.function):
+            return
         n = positional_count(self.function)
         if not callable(self.function) or not 2 <= n <= 4:
             raise ConfigError(
@@ -114,5 +126,7 @@ class ShapeVariation:
     def __call__(
         self, events: Any, direction: str, meta: Mapping[str, Any], shared: dict[str, Any] | None = None
     ) -> Mapping[str, Any]:
+        if isinstance(self.function, str):
+            raise unresolved(f"shape variation {self.name!r}", self.function)
         args = (events, direction, meta, {} if shared is None else shared)[: self._nargs]  # type: ignore[attr-defined]
         return self.function(*args)

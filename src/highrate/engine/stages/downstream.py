@@ -15,6 +15,7 @@ import numpy as np
 
 from highrate.engine.collections import recording_fields
 from highrate.engine.quantities import Filled, evaluate, to_numpy
+from highrate.engine.stages.clock import NO_CLOCK, StageClock
 from highrate.engine.stages.cuts import and_cuts, both, guard, is_tracing, select
 from highrate.engine.stages.objects import per_event, with_fields
 from highrate.engine.stages.recording import NOMINAL, Recorder
@@ -47,6 +48,7 @@ class Pass:
 def downstream(
     analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str,
     *, nominal: Pass | None = None, changed: set[str] | None = None, preselected: bool = False,
+    clock: StageClock = NO_CLOCK,
 ) -> Pass:
     """Preselection, quantities, weights, categories and histograms for one shape variation.
 
@@ -59,50 +61,54 @@ def downstream(
     stage = Pass()
     changed = set(changed or ())
     same_events = False
-    if nominal is not None and (preselected or not (nominal.presel_deps & changed)):
-        stage.presel_mask, same_events = nominal.presel_mask, True
-        if not preselected and stage.presel_mask is not None:
-            events = events[stage.presel_mask]
-    else:
-        with recording_fields() as seen:
-            events, stage.presel_mask = select(
-                events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
-            )
-        stage.presel_deps = frozenset(seen)
+    with clock("preselection"):
+        if nominal is not None and (preselected or not (nominal.presel_deps & changed)):
+            stage.presel_mask, same_events = nominal.presel_mask, True
+            if not preselected and stage.presel_mask is not None:
+                events = events[stage.presel_mask]
+        else:
+            with recording_fields() as seen:
+                events, stage.presel_mask = select(
+                    events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
+                )
+            stage.presel_deps = frozenset(seen)
     stage.events = events
 
     def reusable(deps: frozenset[str]) -> bool:
         return nominal is not None and same_events and not (deps & changed)
 
-    for name, fn in analysis.quantities.items():
-        if reusable(nominal.computed_deps.get(name, frozenset()) if nominal else frozenset()):
-            stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
-            continue
-        with recording_fields() as seen:
-            value = guard(partial(call_with, fn, arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
-            stage.computed[name] = per_event(value, events, f"quantity {name!r}", fn)
-        stage.computed_deps[name] = frozenset(seen)
-        changed.add(name)
+    with clock("quantities"):
+        for name, fn in analysis.quantities.items():
+            if reusable(nominal.computed_deps.get(name, frozenset()) if nominal else frozenset()):
+                stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
+                continue
+            with recording_fields() as seen:
+                value = guard(partial(call_with, fn, arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
+                stage.computed[name] = per_event(value, events, f"quantity {name!r}", fn)
+            stage.computed_deps[name] = frozenset(seen)
+            changed.add(name)
     # weights and category cuts read the quantities as fields (ev.mll); histograms and saved columns
     # take them by name, from the events the quantities read, whose packed fields they share
-    with_quantities = _with_quantities(events, stage.computed)
-    if nominal is not None and reusable(nominal.weight_deps):
-        stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
-    else:
-        with recording_fields() as seen:
-            stage.weights = event_weights(
-                analysis.weights, with_quantities, meta, tracing=is_tracing(events),
-                call=lambda w: guard(partial(w, with_quantities, meta), f"weight {w.name!r}", with_quantities),
-            )
-        stage.weight_deps = frozenset(seen)
-    for h in analysis.histograms:
-        bases = set().union(*(_base_fields(a.quantity) for a in h.axes))
-        if nominal is not None and same_events and not (bases & changed):
-            stage.filled[h.name] = nominal.filled[h.name]
+    with clock("weights"):
+        with_quantities = _with_quantities(events, stage.computed)
+        if nominal is not None and reusable(nominal.weight_deps):
+            stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
         else:
-            where = f"histogram {h.name!r}"
-            stage.filled[h.name] = [_numpy(evaluate(events, a.quantity, stage.computed, where=where), where)
-                                    for a in h.axes]
+            with recording_fields() as seen:
+                stage.weights = event_weights(
+                    analysis.weights, with_quantities, meta, tracing=is_tracing(events),
+                    call=lambda w: guard(partial(w, with_quantities, meta), f"weight {w.name!r}", with_quantities),
+                )
+            stage.weight_deps = frozenset(seen)
+    with clock("fill"):
+        for h in analysis.histograms:
+            bases = set().union(*(_base_fields(a.quantity) for a in h.axes))
+            if nominal is not None and same_events and not (bases & changed):
+                stage.filled[h.name] = nominal.filled[h.name]
+            else:
+                where = f"histogram {h.name!r}"
+                stage.filled[h.name] = [_numpy(evaluate(events, a.quantity, stage.computed, where=where), where)
+                                        for a in h.axes]
 
     def masks(cuts: tuple[Cut, ...], where: str) -> Any:
         for cut in cuts:
@@ -118,38 +124,42 @@ def downstream(
 
     weights = stage.weights
     filled = stage.filled
-    parts = analysis.subsamples.get(meta.get("sample", ""), {})
-    targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
-               for part, cuts in parts.items()] or [(None, None)]
-    stage.part_masks = dict(targets)
-    cat_masks = stage.cat_masks
-    for cat, cuts in analysis.categories.items():
-        cat_masks[cat] = masks(cuts, f"category {cat!r}")
+    with clock("categories"):
+        parts = analysis.subsamples.get(meta.get("sample", ""), {})
+        targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
+                   for part, cuts in parts.items()] or [(None, None)]
+        stage.part_masks = dict(targets)
+        cat_masks = stage.cat_masks
+        for cat, cuts in analysis.categories.items():
+            cat_masks[cat] = masks(cuts, f"category {cat!r}")
     # weight variations are taken on the nominal objects only
     fills = {variation: weights.nominal, **(weights.variations if is_nominal else {})}
     for dataset, part_mask in targets:
         cat_part = {cat: both(cat_mask, part_mask) for cat, cat_mask in cat_masks.items()}
         if is_nominal:
-            for cat, mask in cat_part.items():
-                recorder.category(cat, mask, weights.nominal, dataset=dataset)
+            with clock("categories"):
+                for cat, mask in cat_part.items():
+                    recorder.category(cat, mask, weights.nominal, dataset=dataset)
         same_weights = (nominal is not None and same_events and weights.nominal is nominal.weights.nominal
                         and part_mask is nominal.part_masks.get(dataset))
         unchanged = {cat for cat in cat_part if same_weights and cat_masks[cat] is nominal.cat_masks.get(cat)}
-        for h in analysis.histograms:
-            same_values = nominal is not None and filled[h.name] is nominal.filled[h.name]
-            for cat in unchanged if same_values else ():
-                recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
-            todo = {cat: mask for cat, mask in cat_part.items() if not (same_values and cat in unchanged)}
-            if todo:
-                recorder.fill(h, todo, filled[h.name], fills, dataset=dataset)
+        with clock("fill"):
+            for h in analysis.histograms:
+                same_values = nominal is not None and filled[h.name] is nominal.filled[h.name]
+                for cat in unchanged if same_values else ():
+                    recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
+                todo = {cat: mask for cat, mask in cat_part.items() if not (same_values and cat in unchanged)}
+                if todo:
+                    recorder.fill(h, todo, filled[h.name], fills, dataset=dataset)
 
-    if is_nominal and analysis.save_columns is not None:
-        spec = analysis.save_columns
-        values = {name: evaluate(events, q, stage.computed, where=f"column {name!r}") for name, q in spec.fields.items()}
-        chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
-        for dataset, part_mask in targets:
-            recorder.columns(values, {c: both(m, part_mask) for c, m in chosen.items()}, weights.nominal,
-                             dataset=dataset)
+    with clock("columns"):
+        if is_nominal and analysis.save_columns is not None:
+            spec = analysis.save_columns
+            values = {name: evaluate(events, q, stage.computed, where=f"column {name!r}") for name, q in spec.fields.items()}
+            chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
+            for dataset, part_mask in targets:
+                recorder.columns(values, {c: both(m, part_mask) for c, m in chosen.items()}, weights.nominal,
+                                 dataset=dataset)
     return stage
 
 

@@ -28,7 +28,7 @@ class ClusterProfile:
     number of ``jobs`` or ``adapt``. ``{prefix}`` and ``{python}`` in ``python``,
     ``job_script_prologue`` and ``env`` become this interpreter's ``sys.prefix`` and
     ``sys.executable``, so a shipped profile can activate the driver's virtual environment;
-    ``{version}`` in ``image`` becomes highrate's version, the tag of the worker image.
+    ``{version}`` (there and in ``image``) becomes highrate's version, the worker image's tag.
 
     Kubernetes pods also take ``service_account``, ``secrets`` (Secret name → mount path),
     ``node_selector``, ``tolerations``, ``annotations``, ``resources`` (extra requests such as
@@ -171,5 +171,5 @@ def _check_bytes(where: str, key: str, text: str) -> None:
 
 
 def _expand(text: str) -> str:
-    text = text.replace("{prefix}", sys.prefix).replace("{python}", sys.executable)
+    text = text.replace("{prefix}", sys.prefix).replace("{python}", sys.executable).replace("{version}", __version__)
     return os.path.expanduser(text)

@@ -51,7 +51,7 @@ class ClusterExecutor:
     def dashboard_link(self) -> str:
         return self._dask.dashboard_link
 
-    takes = frozenset({"on_lost"})  # as the Dask executor
+    takes = frozenset({"on_lost", "resources"})  # as the Dask executor
 
     def map_unordered(self, function: Callable[[Any], Any], items: Iterable[Any], **options: Any) -> Iterator[Any]:
         return self._dask.map_unordered(function, items, **options)

@@ -31,9 +31,13 @@ class DaskExecutor:
     """
 
     name = "dask"
-    takes = frozenset({"on_lost"})  # keyword arguments of map_unordered / map_keep beyond the protocol
+    # keyword arguments of map_unordered / map_keep beyond the protocol; resources: what each task
+    # needs of a worker ({"GPU": 1}: only workers started with --resources GPU=1 run it)
+    takes = frozenset({"on_lost", "resources"})
 
-    def __init__(self, *, workers: int | None = None, scheduler: str | None = None) -> None:
+    def __init__(self, *, workers: int | None = None, scheduler: str | None = None,
+                 resources: dict[str, float] | None = None) -> None:
+        """``resources``: what each worker of the local cluster declares ({"GPU": 1} on a GPU machine)."""
         distributed = _import_distributed()
         self._cluster = None
         try:
@@ -47,6 +51,7 @@ class DaskExecutor:
                     processes=True,
                     dashboard_address="127.0.0.1:0",
                     host="127.0.0.1",
+                    resources=resources,
                 )
                 self.client = distributed.Client(self._cluster)
         except OSError as err:
@@ -79,18 +84,19 @@ class DaskExecutor:
 
     def map_unordered(
         self, function: Callable[[Any], Any], items: Iterable[Any], *,
-        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None, resources: dict[str, float] | None = None,
     ) -> Iterator[Any]:
         distributed = _import_distributed()
         items = list(items)
-        futures = dict(zip(self.client.map(function, items, pure=False), items, strict=True))
+        self._check_resources(resources)
+        futures = dict(zip(self.client.map(function, items, pure=False, resources=resources), items, strict=True))
         for future in distributed.as_completed(futures):
             yield _result(future, futures[future], on_lost)
             future.release()
 
     def map_keep(
         self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any], *,
-        on_lost: Callable[[Any, WorkerLostError], Any] | None = None,
+        on_lost: Callable[[Any, WorkerLostError], Any] | None = None, resources: dict[str, float] | None = None,
     ) -> Iterator[tuple[Any, Any]]:
         """Like ``map_unordered``, but results stay on the workers: yields (summary, future).
 
@@ -100,7 +106,8 @@ class DaskExecutor:
         """
         distributed = _import_distributed()
         items = list(items)
-        futures = self.client.map(function, items, pure=False)
+        self._check_resources(resources)
+        futures = self.client.map(function, items, pure=False, resources=resources)
         summaries = {self.client.submit(summarize, f, pure=False): (f, item)
                      for f, item in zip(futures, items, strict=True)}
         for summary in distributed.as_completed(summaries):
@@ -108,6 +115,16 @@ class DaskExecutor:
             result = _result(summary, item, on_lost)
             yield result, (None if future.status == "error" else future)
             summary.release()
+
+    def _check_resources(self, resources: dict[str, float] | None) -> None:
+        """Tasks needing resources no worker declares would wait for ever: say so instead."""
+        if not resources:
+            return
+        workers = self.client.scheduler_info().get("workers", {}).values()
+        if not any(all(w.get("resources", {}).get(k, 0) >= v for k, v in resources.items()) for w in workers):
+            needs = " ".join(f"{k}={v:g}" for k, v in resources.items())
+            raise ConfigError(f"the chunks need Dask workers with resources {needs} (--device gpu), and no worker "
+                              f"declares them: start GPU workers with `dask worker SCHEDULER --resources {needs}`.")
 
     def combine(self, function: Callable[..., Any], refs: list[Any]) -> Any:
         """One reduction node, as a task on the cluster next to its inputs."""
