@@ -1,52 +1,6 @@
 #!/usr/bin/env bash
 # Install what tests/test_broker_netns.py builds its firewalled hosts with: `ip` (iproute2) for
-# network namespaces and veth pairs, `nft` (nftables) for the firewall inside them.
-#
-# Idempotent: packages are installed only when missing, and `apt-get update` runs only when a
-# package has no installation candidate yet. Runs as root on Debian (bookworm); it starts and
-# configures nothing (the tests make their own namespaces and rules, and remove them).
+# network namespaces and veth pairs, `nft` (nftables) for the firewall inside them. Nothing is
+# configured here: the tests make their own namespaces and rules, and remove them.
 set -euo pipefail
-
-PACKAGES=(iproute2 nftables)
-
-say() { echo "install-netns: $*" >&2; }
-
-if [ "$(id -u)" != 0 ]; then
-    say "must run as root (it installs packages)"; exit 1
-fi
-
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-
-missing=()
-for pkg in "${PACKAGES[@]}"; do
-    installed "$pkg" || missing+=("$pkg")
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
-    say "already installed: ${PACKAGES[*]}"
-    exit 0
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-has_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q "Candidate: [^(]"; }
-for pkg in "${missing[@]}"; do
-    if ! has_candidate "$pkg"; then
-        say "refreshing the package lists"
-        apt-get update -qq
-        break
-    fi
-done
-
-say "installing ${missing[*]}"
-# nftables ships a service that would load /etc/nftables.conf on the host: keep it from starting
-restore_policy=""
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 0755 /usr/sbin/policy-rc.d
-    restore_policy=1
-fi
-trap 'if [ -n "$restore_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi' EXIT
-apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" >/dev/null
-say "installed ${missing[*]}"
+bash "$(dirname "$0")/apt-install.sh" install-netns iproute2 nftables
