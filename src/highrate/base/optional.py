@@ -17,6 +17,7 @@ _DISTRIBUTIONS = {
     "dask_jobqueue": "dask-jobqueue", "dask_kubernetes": "dask-kubernetes", "fsspec_xrootd": "fsspec-xrootd",
     "XRootD": "xrootd", "rucio": "rucio-clients", "pyXRootD": "xrootd", "htcondor2": "htcondor",
     "classad2": "htcondor", "kubernetes_validate": "kubernetes-validate",
+    "ROOT": "root",
 }
 
 

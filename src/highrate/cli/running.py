@@ -66,6 +66,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="worker processes (processes, dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDR", help="existing Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--cluster", default=None, metavar="NAME", help="cluster profile (see `highrate cluster list`)")
+    p.add_argument("--gateway", default=None, metavar="URL",
+                   help="a Dask Gateway's address: run on a new cluster from it (--workers N workers), shut down at the end")
     p.add_argument("--chunk-size", type=int, default=250_000, help="entries per chunk (default: %(default)s)")
     p.add_argument("--limit-files", type=int, default=None, metavar="N", help="at most N files per dataset")
     p.add_argument("--limit-chunks", type=int, default=None, metavar="N", help="at most N chunks per dataset")
@@ -93,9 +95,13 @@ def _options(args: argparse.Namespace, output: str):
         raise ConfigError("--resume needs the checkpoints; drop --no-checkpoints.")
     if args.retries < 0:
         raise ConfigError(f"--retries must be 0 or more, got {args.retries}.")
+    gateway = getattr(args, "gateway", None)
+    if gateway and (args.cluster or args.scheduler):
+        raise ConfigError("give one of --gateway, --cluster and --scheduler.")
+    cluster = gateway or args.cluster  # a gateway's address is an ad-hoc cluster profile
     return RunOptions(
-        executor="cluster" if args.cluster else "dask" if args.scheduler else _executor(args),
-        workers=args.workers, scheduler=args.scheduler, cluster=args.cluster,
+        executor="cluster" if cluster else "dask" if args.scheduler else _executor(args),
+        workers=args.workers, scheduler=args.scheduler, cluster=cluster,
         chunk_size=args.chunk_size, limit_files=args.limit_files, limit_chunks=args.limit_chunks,
         skip_bad_files=args.skip_bad_files, retries=args.retries, resume=args.resume,
         max_failed_fraction=getattr(args, "max_failed_fraction", None),
@@ -111,7 +117,8 @@ def _device(args: argparse.Namespace) -> str:
     from highrate.devices.select import resolve
 
     device = getattr(args, "device", "auto")
-    if device == "gpu" and not (args.cluster or args.scheduler or args.executor == "dask"):
+    if device == "gpu" and not (args.cluster or getattr(args, "gateway", None) or args.scheduler
+                                or args.executor == "dask"):
         resolve(device)
     return device
 
@@ -137,8 +144,11 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
     from highrate.execution.executors import make_executor
     from highrate.execution.runner import run
     from highrate.outputs.write import write_outputs
+    from highrate.rdf.loading import is_rdf_analysis
     from highrate.spec.loading import load_analysis
 
+    if is_rdf_analysis(analysis_path):  # `def build(df, dataset)`: the RDataFrame engine (highrate.rdf)
+        return _execute_rdf(analysis_path, datasets_path, names, output, args)
     analysis = load_analysis(analysis_path)
     datasets = select(load_datasets(datasets_path), names)
     options = _options(args, output)
@@ -161,6 +171,23 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
     if failed is not None:
         raise failed
     return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
+
+
+
+def _execute_rdf(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,
+                 args: argparse.Namespace) -> int:
+    """An RDataFrame analysis: the same datasets, executors and outputs, run by highrate.rdf."""
+    from highrate.cli.console import print_summary
+    from highrate.data.datasets import load_datasets, select
+    from highrate.rdf.running import run_rdf, write_rdf_outputs
+
+    datasets = select(load_datasets(datasets_path), names)
+    options = _options(args, output)
+    outcome = run_rdf(analysis_path, datasets, options)
+    inputs = {"analysis": str(Path(analysis_path).resolve()), "datasets": str(Path(datasets_path).resolve()),
+              "dataset_names": names}
+    print_summary(write_rdf_outputs(output, outcome, analysis_path, options, inputs=inputs), output)
+    return 0
 
 
 

@@ -1,4 +1,4 @@
-"""Kinds of cluster (local, scheduler, slurm, htcondor, pbs, lsf, kubernetes), chosen by name.
+"""Kinds of cluster (local, scheduler, slurm, htcondor, pbs, lsf, kubernetes, gateway), chosen by name.
 
 Third parties add kinds through the entry-point group ``highrate.cluster_kinds``.
 """
@@ -56,6 +56,7 @@ kinds.register("htcondor", "highrate.execution.clusters.htcondor:HTCONDOR")
 kinds.register("pbs", "highrate.execution.clusters.jobqueue:PBS")
 kinds.register("lsf", "highrate.execution.clusters.jobqueue:LSF")
 kinds.register("kubernetes", "highrate.execution.clusters.kubernetes:KUBERNETES")
+kinds.register("gateway", "highrate.execution.clusters.gateway:GATEWAY")
 
 
 def scale(cluster: Any, profile: ClusterProfile, *, by_jobs: bool) -> None:

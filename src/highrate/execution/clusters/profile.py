@@ -33,6 +33,9 @@ class ClusterProfile:
     Kubernetes pods also take ``service_account``, ``secrets`` (Secret name → mount path),
     ``node_selector``, ``tolerations``, ``annotations``, ``resources`` (extra requests such as
     ``nvidia.com/gpu``) and ``interlink`` (the InterLink virtual node the workers go to).
+
+    Dask Gateway clusters take ``auth``, ``username``, ``secret_env`` (the environment variable
+    holding the password or token) and ``gateway_options`` (extra cluster options of the gateway).
     """
 
     name: str
@@ -66,6 +69,10 @@ class ClusterProfile:
     annotations: Mapping[str, str] = field(default_factory=dict)
     resources: Mapping[str, str] = field(default_factory=dict)
     interlink: str | None = None
+    auth: str | None = None
+    username: str | None = None
+    secret_env: str | None = None
+    gateway_options: Mapping[str, str] = field(default_factory=dict)
     jobs: int | None = None
     adapt: Adapt | None = None
     start_timeout: float = 300.0
@@ -81,10 +88,10 @@ KEYS = frozenset(f.name for f in fields(ClusterProfile)) - {"name", "source"} | 
 
 _STR = ("description", "address", "memory", "disk", "walltime", "queue", "account", "python",
         "interface", "worker_ports", "log_directory", "local_directory", "image", "namespace", "kind",
-        "service_account", "interlink")
+        "service_account", "interlink", "auth", "username", "secret_env")
 _INT = ("cores", "processes", "scheduler_port", "dashboard_port", "jobs")
 _LIST = ("job_script_prologue", "job_extra_directives")
-_MAPPING = ("env", "secrets", "node_selector", "annotations", "resources")
+_MAPPING = ("env", "secrets", "node_selector", "annotations", "resources", "gateway_options")
 
 
 def parse_profile(name: str, raw: Mapping[str, Any], source: str, *, allowed: frozenset[str]) -> ClusterProfile:

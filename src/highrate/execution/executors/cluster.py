@@ -11,6 +11,7 @@ from highrate import _version
 from highrate.errors import ConfigError, ExecutorError, HighrateError
 from highrate.execution import clusters
 from highrate.execution.clusters.environment import check_workers, highrate_version
+from highrate.execution.clusters.gateway import adhoc_profile, is_gateway_address
 from highrate.execution.executors.dask import DaskExecutor
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ FIX_ENVIRONMENT = (
 class ClusterExecutor:
     """Chunks become Dask tasks on the workers of a cluster profile (see ``highrate cluster list``).
 
-    ``workers`` (if given) replaces the profile's scaling by that many fixed jobs.
+    ``workers`` (if given) replaces the profile's scaling by that many fixed jobs. ``cluster`` is a
+    profile name, or a Dask Gateway's http(s) address (a cluster from that gateway, its defaults).
     """
 
     name = "cluster"
@@ -35,7 +37,8 @@ class ClusterExecutor:
             raise ConfigError("the cluster executor needs a profile: --cluster NAME (see `highrate cluster list`).")
         if scheduler:
             raise ConfigError("give either --cluster or --scheduler, not both (a 'scheduler' profile holds an address).")
-        profile = clusters.get_profile(cluster)
+        # an http(s) address: the cluster of that Dask Gateway (`--gateway URL`)
+        profile = adhoc_profile(cluster) if is_gateway_address(cluster) else clusters.get_profile(cluster)
         if workers is not None:
             profile = dataclasses.replace(profile, jobs=workers, adapt=None)
         self.profile = profile

@@ -1,0 +1,152 @@
+"""A run of an RDataFrame analysis over datasets, on highrate's executors, into highrate's outputs.
+
+Sequential and processes: one task per file (:func:`highrate.rdf.engine.run_file`), results
+merged with :func:`highrate.engine.result.accumulate`. Dask: one DistRDF dataframe per dataset
+on highrate's Dask client, over the first replica of each file that opens here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from highrate.data.datasets import Dataset
+from highrate.data.replicas import first_working
+from highrate.engine.result import Result, accumulate, finished
+from highrate.errors import ConfigError, InputFileError
+from highrate.execution.executors import Executor, make_executor
+from highrate.execution.options import RunOptions, RunOutcome
+from highrate.outputs.histograms import write_pickle, write_root
+from highrate.outputs.report import build_report, write_report
+from highrate.rdf.engine import FileTask, book, collect, import_root, run_file, varied
+from highrate.rdf.loading import load_build, source_digest, uses_vary
+from highrate.rdf.results import cutflow
+
+
+@dataclass(frozen=True)
+class RdfAnalysis:
+    """What ``report.json`` says of the analysis: its name (the file's stem) and source hash."""
+
+    name: str
+    digest: str
+
+    def hash(self) -> str:
+        return self.digest
+
+
+@dataclass(frozen=True)
+class RdfPlan:
+    """A dataset's entry in the report: its metadata (RDataFrame reads what the graph needs)."""
+
+    meta: dict[str, Any]
+    branches: tuple[str, ...] = field(default_factory=tuple)
+
+
+def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptions,
+            executor: Executor | None = None) -> RunOutcome:
+    """Run the RDataFrame analysis file over ``datasets``; the outcome ``write_rdf_outputs`` writes."""
+    if not datasets:
+        raise ConfigError("no datasets to run on.")
+    path = str(Path(analysis).resolve())
+    import_root()  # the missing extra named here, before any worker starts
+    load_build(path)  # errors in the file itself, once, here
+    own = executor is None
+    ex = executor or make_executor(options.executor, workers=options.workers, scheduler=options.scheduler,
+                                   cluster=options.cluster)
+    t0 = time.perf_counter()
+    try:
+        client = getattr(ex, "client", None)
+        if client is not None:
+            result, n_tasks = _run_distributed(path, datasets, options, client), len(datasets)
+        else:
+            tasks = [FileTask(path, d, f) for d in datasets for f in d.files[: options.limit_files]]
+            result, n_tasks = accumulate(ex.map_unordered(run_file, tasks)), len(tasks)
+    finally:
+        if own:
+            ex.close()
+    wall = time.perf_counter() - t0
+    plans = {d.name: RdfPlan({**d.metadata, "dataset": d.name, "sample": d.sample}) for d in datasets}
+    return RunOutcome(result=finished(result), wall_s=wall, plans=plans, files={}, chunks=n_tasks,  # type: ignore[arg-type]
+                      executor=getattr(ex, "name", type(ex).__name__), dashboard=getattr(ex, "dashboard_link", None),
+                      timings={"processing_s": wall}, chunk_counts={"computed": n_tasks})
+
+
+def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions, client: Any) -> Result:
+    """One DistRDF dataframe per dataset, all event loops started together."""
+    root = import_root()
+    from ROOT.RDF.Experimental.Distributed.Dask import RDataFrame
+
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    runs = []
+    for d in datasets:
+        urls, files = [], {}
+        for name in d.files[: options.limit_files]:
+            where = d.where(name)
+            url, failures = _openable(root, where.replicas, d.tree, where.name)
+            urls.append(url)
+            files[where.name] = {"served_by": {url: 1}, "replica_failures": failures}
+        df = RDataFrame(d.tree, urls, daskclient=client, npartitions=max(len(urls), workers))
+        count = df.Count()
+        booked = book(root, path, df, d)
+        handles = {k: varied(root, p) for k, p in booked.items()} if uses_vary(path) else booked
+        runs.append((d, df, count, handles, files))
+    t0 = time.perf_counter()
+    root.RDF.RunGraphs([count for _, _, count, _, _ in runs])
+    loop_s = time.perf_counter() - t0
+    results = []
+    for d, df, count, handles, files in runs:
+        total = int(count.GetValue())
+        steps, counts = cutflow(_report(df), total)
+        results.append(Result(histograms=collect(handles, d.name, with_variations=uses_vary(path)), cutflow={d.name: steps},
+                              counts={d.name: {**counts, "bytes_read": _size(files), "chunks": 1}},
+                              files=files, timings={"event_loop": loop_s / len(runs)}))
+    return accumulate(results)
+
+
+def _report(df: Any) -> list[Any]:
+    """DistRDF books no ``Report``: the named filters' counts are not available there."""
+    return []
+
+
+def _size(files: dict[str, Any]) -> int:
+    """Bytes of the files read (their sizes: DistRDF does not say what its workers read)."""
+    total = 0
+    for f in files.values():
+        for url in f["served_by"]:
+            local = Path(url)
+            total += local.stat().st_size if local.exists() else 0
+    return total
+
+
+def _openable(root: Any, replicas: Sequence[str], tree: str, name: str) -> tuple[str, list[dict[str, Any]]]:
+    def attempt(url: str) -> str:
+        f = root.TFile.Open(url, "READ")
+        try:
+            if not f or f.IsZombie() or not f.Get(tree):
+                raise InputFileError(f"ROOT cannot open {url!r} or it has no tree {tree!r}.")
+        finally:
+            if f:
+                f.Close()
+        return url
+
+    url, _, failures = first_working(replicas, attempt, what=f"opening {name!r}")
+    return url, failures
+
+
+def write_rdf_outputs(outdir: str | Path, outcome: RunOutcome, analysis: str | Path, options: RunOptions,
+                      *, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``histograms.root``, ``histograms.pkl`` and ``report.json`` as a columnar run writes them."""
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_root(out / "histograms.root", outcome.result.histograms)
+    write_pickle(out / "histograms.pkl", outcome.result.histograms)
+    described = RdfAnalysis(Path(analysis).stem, source_digest(analysis))
+    report = build_report(outcome, described, options)  # type: ignore[arg-type]
+    report["engine"] = "rdataframe"
+    if inputs is not None:
+        report["inputs"] = inputs
+    write_report(out / "report.json", report)
+    return report
