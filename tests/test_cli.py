@@ -196,3 +196,13 @@ def test_workers_without_an_executor_run_on_processes_and_say_so(good_file, tmp_
     one = cli(*run_args(datasets_yaml(tmp_path, [good_file]), tmp_path / "one"))
     assert json.loads((tmp_path / "one" / "report.json").read_text())["options"]["executor"] == "sequential"
     assert "worker processes" not in one.stderr
+
+
+def test_a_reader_that_stops_early_is_no_error(good_file, tmp_path):
+    """`highrate datasets --json | head -1`: no BrokenPipeError traceback when head has read enough."""
+    files = [generate_file(tmp_path / f"f{i}.root", events=100, seed=i) for i in range(40)]
+    yaml_path = datasets_yaml(tmp_path, files)
+    done = subprocess.run(f"{sys.executable} -m highrate datasets --datasets {yaml_path} --json | head -1",
+                          shell=True, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "["
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
