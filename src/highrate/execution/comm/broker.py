@@ -30,7 +30,7 @@ from typing import Any
 from highrate.execution.comm import protocol as p
 from highrate.execution.comm.errors import BrokerProtocolError
 from highrate.execution.comm.link import Link, open_link, splice
-from highrate.execution.comm.relay import Channel
+from highrate.execution.comm.relay import Channel, deliver
 from highrate.execution.comm.streams import read_control, read_frame
 from highrate.execution.comm.tls import BrokerTLS
 
@@ -254,12 +254,8 @@ class Broker:
                 self._listener_says(registration, p.parse_control(payload))
             elif channel is None:
                 continue  # a connection that just ended: its last frames are dropped
-            elif kind == p.DATA:
-                channel.feed(payload)
-            elif kind == p.CREDIT:
-                channel.grant(p.parse_credit(payload))
             else:
-                channel.remote_close()
+                deliver(channel, kind, payload)
 
     def _listener_says(self, registration: Registration, message: dict[str, Any]) -> None:
         op, number = message["op"], int(message.get("conn", 0))

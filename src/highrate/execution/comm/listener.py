@@ -36,7 +36,7 @@ from highrate.execution.comm.errors import (
 )
 from highrate.execution.comm.link import open_link
 from highrate.execution.comm.peer import dial, handshake
-from highrate.execution.comm.relay import Channel
+from highrate.execution.comm.relay import Channel, deliver
 from highrate.execution.comm.streams import tornado_frame
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,8 @@ class BrokerListener(BaseListener):
                     self._spawn(self._answer(int(message["conn"]), str(message.get("peer", ""))))
             elif channel is None:
                 continue
-            elif kind == p.DATA:
-                channel.feed(payload)
-            elif kind == p.CREDIT:
-                channel.grant(p.parse_credit(payload))
             else:
-                channel.remote_close()
+                deliver(channel, kind, payload)
 
     async def _send(self, data: bytes) -> None:
         if self._stream is None:

@@ -21,7 +21,16 @@ from collections.abc import Awaitable, Callable
 
 from highrate.execution.comm.errors import BrokerProtocolError
 from highrate.execution.comm.link import Link
-from highrate.execution.comm.protocol import CLOSE, DATA, MAX_DATA, WINDOW, credit, frame
+from highrate.execution.comm.protocol import (
+    CLOSE,
+    CREDIT,
+    DATA,
+    MAX_DATA,
+    WINDOW,
+    credit,
+    frame,
+    parse_credit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,3 +132,13 @@ class Channel:
             if owed >= WINDOW // 4:
                 await self._send(credit(self.number, owed))
                 owed = 0
+
+
+def deliver(channel: Channel, kind: int, payload: bytes) -> None:
+    """A frame that arrived for one relayed connection: its data, more credit, or its end."""
+    if kind == DATA:
+        channel.feed(payload)
+    elif kind == CREDIT:
+        channel.grant(parse_credit(payload))
+    else:
+        channel.remote_close()
