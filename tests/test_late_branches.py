@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import uproot
 from compare import assert_matches_reference, assert_same_result
+from late_reading import assert_late_reading_matches
 from reference_zmumu import analyse, combine, read
 
 import highrate
@@ -62,30 +63,9 @@ def test_tracing_finds_what_the_skim_reads(zmumu_path, nanoaod):
 @pytest.mark.parametrize("codec", ["zstd", "lzma"])
 def test_deferred_branches_equal_a_full_read(nanoaod, codec):
     path = str(nanoaod[codec])
-    names = ["nMuon", "Muon_pt", "Muon_eta", "nJet", "Jet_pt", "genWeight", "HLT_IsoMu24"]
-    late = ["Muon_eta", "Jet_pt", "genWeight", "nJet"]  # a counter asked to be late stays early
-    rng = np.random.default_rng(1)
     handle = open_tree(path, "Events")
     try:
-        for start, stop in [(0, 6000), (BASKET - 7, 3 * BASKET + 11), (4500, 4501)]:
-            full, nbytes = read_columns(handle, names, start, stop, where="test")
-            early, nbytes_late, _, deferred = read_columns_costed(handle, names, start, stop, where="test", defer=late)
-            assert nbytes_late == nbytes
-            assert set(early) == set(names) - {"Muon_eta", "Jet_pt", "genWeight"}
-            for name in early:
-                np.testing.assert_array_equal(early[name], full[name])
-            rows = np.flatnonzero(rng.random(stop - start) < 0.4)
-            np.testing.assert_array_equal(deferred.take("genWeight", rows), full["genWeight"][rows])
-            for counter, name in (("nMuon", "Muon_eta"), ("nJet", "Jet_pt")):
-                counts = full[counter]
-                starts = np.cumsum(counts) - counts
-                keep = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[rows], counts[rows], strict=True)] + [[]])
-                keep = keep.astype(np.int64)
-                values = deferred.take(name, keep)
-                assert values.dtype.isnative and values.dtype == full[name].dtype
-                np.testing.assert_array_equal(values, full[name][keep])
-            assert not any(name in deferred for name in late)  # each decoded once
-            assert not deferred._close.alive  # the file's duplicate descriptor is closed after the last
+        assert_late_reading_matches(handle, [(0, 6000), (BASKET - 7, 3 * BASKET + 11), (4500, 4501)])
     finally:
         forget(path)
 

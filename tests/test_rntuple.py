@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import uproot
 from compare import assert_matches_reference
+from late_reading import assert_late_reading_matches
 from reference_zmumu import analyse, combine, read
 
 import highrate
@@ -336,30 +337,9 @@ def test_what_reading_branches_would_cost(twins):
 
 def test_late_fields_equal_a_full_read(twins):
     path = str(twins["rn-zstd"])
-    names = ["nMuon", "Muon_pt", "Muon_eta", "nJet", "Jet_pt", "genWeight", "HLT_IsoMu24"]
-    late = ["Muon_eta", "Jet_pt", "genWeight", "nJet"]  # a counter asked to be late stays early
-    rng = np.random.default_rng(1)
     handle = open_tree(path, "Events")
     try:
-        for start, stop in [(0, EVENTS), (CLUSTER - 7, 3 * CLUSTER + 11), (4500, 4501)]:
-            full, nbytes = read_columns(handle, names, start, stop, where="test")
-            early, nbytes_late, _, deferred = read_columns_costed(handle, names, start, stop, where="test", defer=late)
-            assert nbytes_late == nbytes
-            assert set(early) == set(names) - {"Muon_eta", "Jet_pt", "genWeight"}
-            for name in early:
-                np.testing.assert_array_equal(early[name], full[name])
-            rows = np.flatnonzero(rng.random(stop - start) < 0.4)
-            np.testing.assert_array_equal(deferred.take("genWeight", rows), full["genWeight"][rows])
-            for counter, name in (("nMuon", "Muon_eta"), ("nJet", "Jet_pt")):
-                counts = full[counter]
-                starts = np.cumsum(counts) - counts
-                keep = np.concatenate([np.arange(s, s + n) for s, n in zip(starts[rows], counts[rows], strict=True)]
-                                      + [[]]).astype(np.int64)
-                values = deferred.take(name, keep)
-                assert values.dtype.isnative and values.dtype == full[name].dtype
-                np.testing.assert_array_equal(values, full[name][keep])
-            assert not any(name in deferred for name in late)
-            assert not deferred._close.alive  # the file's duplicate descriptor is closed after the last
+        assert_late_reading_matches(handle, [(0, EVENTS), (CLUSTER - 7, 3 * CLUSTER + 11), (4500, 4501)])
         # read from a duplicate descriptor: right even once the open file is closed
         full, _ = read_columns(handle, ["nJet", "Jet_pt"], 0, EVENTS, where="test")
         _, _, _, deferred = read_columns_costed(handle, ["nJet", "Jet_pt"], 0, EVENTS, where="test", defer=["Jet_pt"])
