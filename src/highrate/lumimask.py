@@ -22,6 +22,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.base.inputs import note_read
 from highrate.errors import ConfigError
 from highrate.jagged import is_typetracer
 
@@ -122,6 +123,7 @@ class LumiMask:
 
     def mask(self, run: Any, luminosityBlock: Any) -> Any:
         """True for events whose (run, luminosityBlock) is certified in the golden JSON."""
+        note_read(self.path)
         if is_typetracer(run) or is_typetracer(luminosityBlock):
             for x in (run, luminosityBlock):
                 if isinstance(x, ak.Array):

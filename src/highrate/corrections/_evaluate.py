@@ -12,6 +12,7 @@ import awkward as ak
 import numpy as np
 
 from highrate.arrays.fast import list_index, list_items
+from highrate.base.inputs import note_read
 from highrate.corrections._dense import dense_of, lookup, lookup_each
 from highrate.errors import CorrectionError, did_you_mean
 from highrate.jagged import flat_parts, is_typetracer, unflatten
@@ -123,6 +124,8 @@ def evaluate(correction: Correction, *inputs: Any) -> Any:
     inputs must have the same structure, and per-event inputs are repeated for every object).
     Returns a numpy array (a jagged awkward array for jagged inputs, a float for scalars only).
     """
+    if getattr(correction, "path", None) is not None:
+        note_read(correction.path)  # a cached stage result is kept only while this file is unchanged
     if getattr(correction, "_impl", None) is None:  # not a Correction of _load
         raise CorrectionError(
             f"evaluate() needs a Correction from load_correction(path, name), got {type(correction).__name__}."

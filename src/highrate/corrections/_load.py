@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from highrate.base.inputs import note_read
 from highrate.corrections._evaluate import evaluate
 from highrate.errors import CorrectionError, did_you_mean
 
@@ -85,6 +86,7 @@ def _correctionlib() -> Any:
 
 def _entry(path: str | os.PathLike[str]) -> _Entry:
     key = os.path.abspath(os.fspath(path))
+    note_read(key)
     try:
         st = os.stat(key)
     except FileNotFoundError:

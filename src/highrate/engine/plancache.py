@@ -2,11 +2,11 @@
 
 Tracing runs the whole analysis on awkward typetracers to learn which branches it reads and
 what its objects and shape variations touch: 0.15-0.4 s per dataset before the first chunk,
-the largest fixed cost of a small run. The answer depends only on the analysis definition (its
-file and the helper modules next to it), the branches the files offer, the dataset's metadata
-and the versions of highrate and awkward, so it is stored under the cache folder keyed by all
-of them. Analyses built in Python rather than loaded from a file are traced every time (their
-helper code cannot be hashed reliably). ``HIGHRATE_CACHE=off`` turns the cache off.
+the largest fixed cost of a small run. The answer depends only on the analysis' steps (their
+definitions, helpers and globals followed: :meth:`Analysis.reads_key`, which a histogram's
+binning does not change), the branches the files offer, the dataset's metadata and the versions
+of highrate and awkward, so it is stored under the cache folder keyed by all of them.
+``HIGHRATE_CACHE=off`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from highrate.engine.stages.recording import Dependencies
 from highrate.spec.analysis import Analysis
 
 Traced = tuple[tuple[str, ...], Dependencies]
-FORMAT = 2  # 2: with the branches the skim reads
+FORMAT = 3  # 2: with the branches the skim reads; 3: keyed by Analysis.reads_key
 
 
 def cached_trace(
@@ -43,7 +43,7 @@ def cached_trace(
 
 
 def _entry(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> Path | None:
-    if analysis.source is None or not caching_enabled():
+    if not caching_enabled():
         return None
     import awkward
 
@@ -51,7 +51,7 @@ def _entry(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> 
     key = hashlib.sha256()
     key.update(json.dumps({
         "format": FORMAT,
-        "analysis": analysis.hash(),
+        "analysis": analysis.reads_key(),
         "versions": [__version__, awkward.__version__],
         "branches": sorted((name, info.dtype, info.counter) for name, info in schema.branches.items()),
         "meta": meta,

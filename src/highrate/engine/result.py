@@ -23,7 +23,9 @@ class Result:
     failed on the way (``replica_failures``);
     ``sources[endpoint]`` ``bytes`` fetched (with coalescing gaps), ``requests``, ``chunks``;
     ``timings[stage]`` the seconds the chunks spent in each stage kind (read, skim, objects, ...);
-    ``stages[name][device]`` a registered stage's ``calls``, ``seconds`` and ``to_host_s`` there.
+    ``stages[name][device]`` a registered stage's ``calls``, ``seconds`` and ``to_host_s`` there;
+    ``cache[stage]`` the cache's ``hits``, ``misses``, ``bytes_read`` and ``bytes_written`` for
+    each stage, the columns (``columns``) and whole chunk results (``results``).
 
     Chunk results hold histograms as :class:`highrate.engine.binning.Binned` sums; :func:`finished`
     turns them into ``hist.Hist`` once the run's result is complete.
@@ -38,6 +40,7 @@ class Result:
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # registered: device costs
+    cache: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def accumulate(results: Iterable[Result]) -> Result:
@@ -65,6 +68,7 @@ def accumulate(results: Iterable[Result]) -> Result:
         _merge_tree(out.files, r.files)
         _merge_tree(out.sources, r.sources)
         _merge_tree(out.stages, r.stages)
+        _merge_tree(out.cache, getattr(r, "cache", {}))  # (results pickled before the cache had none)
     return out
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from highrate._version import __version__
 from highrate.devices.select import dask_resources
 from highrate.engine.result import Result, accumulate
+from highrate.execution.caching import ChunkCache, record_run, settings
 from highrate.execution.checkpoint import CheckpointStore, chunk_key
 from highrate.execution.executors import Executor, supported_options
 from highrate.execution.failures import as_error, retryable, user_code
@@ -35,8 +36,10 @@ class Tally:
         self.totals = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
         self.resumed = {"events": 0, "skimmed": 0, "preselected": 0, "bytes_read": 0}
         self.workers: dict[str, dict[str, Any]] = {}
+        self.cached = 0  # chunks whose whole result came from the cache
 
     def add(self, result: Result, worker: str | None, *, resumed: bool = False) -> None:
+        self.cached += result.cache.get("results", {}).get("hits", 0)
         if resumed:
             for c in result.counts.values():
                 for key, source in (("events", "total"), ("skimmed", "skimmed"), ("preselected", "preselected"),
@@ -58,7 +61,7 @@ class Tally:
                 mine["bytes_read"] += int(c.get("bytes_read", 0))
 
     def progress(self, done: int, total: int, failed: int, retried: int) -> Progress:
-        return Progress("chunks", done, total, failed=failed, retried=retried,
+        return Progress("chunks", done, total, failed=failed, retried=retried, cached=self.cached,
                         elapsed_s=time.perf_counter() - self.start,
                         workers={k: {n: v for n, v in w.items() if n != "stages_s"} for k, w in self.workers.items()},
                         **self.totals)
@@ -70,30 +73,47 @@ FAN_IN = 16  # results merged per node of the reduction tree
 
 
 def run_chunks(
-    ex: Executor, tasks: list[Task], options: RunOptions, report: Callable[[Progress], None]
+    ex: Executor, tasks: list[Task], options: RunOptions, report: Callable[[Progress], None],
+    on_chunk: Callable[[Result], None] | None = None,
 ) -> tuple[Result, dict[str, Any]]:
     """Run every task once to success: resumed from checkpoints, retried, or reported failed.
 
     Each task index is accepted at most once, so nothing is double counted however often an
     executor or a retry runs it. Results are merged as they arrive in a tree of fan-in
     ``FAN_IN``: on the cluster for executors that keep results remote (Dask), else here.
+    ``on_chunk`` receives each accepted chunk's result (fetched from the cluster if it stays
+    there: for partial results while a run goes on, at the cost of that transfer).
     """
     store = CheckpointStore(options.checkpoint_dir) if options.checkpoint_dir else None
     version = __version__
     keys = [chunk_key(t.item, t.plan, t.analysis.hash, version) for t in tasks]
     tree = ReductionTree(ex)
+    feed = InOrder(tree)
     accepted: set[int] = set()
-    counts: dict[str, Any] = {"computed": 0, "resumed": 0, "retried": 0}
+    counts: dict[str, Any] = {"computed": 0, "resumed": 0, "retried": 0, "cached": 0}
     tally = Tally()
+
+    def take(i: int, stored: Result) -> None:
+        accepted.add(i)
+        tally.add(stored, None, resumed=True)
+        feed.add(i, stored)
+        if on_chunk is not None:
+            on_chunk(stored)
+
     if store is not None and options.resume:
         for i, key in enumerate(keys):
             stored = store.load(key)
             if stored is not None:
-                stored = replace(stored, timings={}, stages={})  # its time was an earlier run's
-                accepted.add(i)
-                tally.add(stored, None, resumed=True)
-                tree.add(stored)
+                take(i, replace(stored, timings={}, stages={}))  # its time was an earlier run's
         counts["resumed"] = len(accepted)
+    caching = settings(options.cache, options.cache_dir, options.cache_size)
+    if caching is not None:  # chunks whose result this machine's cache holds need no worker
+        tasks = [replace(t, cache=caching) for t in tasks]
+        for i, t in enumerate(tasks):
+            if i not in accepted and (found := ChunkCache(caching, t.item, t.plan.meta, t.plan.defaults,
+                                                          t.analysis.hash).result()) is not None:
+                take(i, found)
+                counts["cached"] += 1
     if store is not None:
         tasks = [replace(t, checkpoint=(str(store.directory), key)) for t, key in zip(tasks, keys, strict=True)]
     tasks = [replace(t, timeout=options.chunk_timeout, columns_dir=options.columns_dir, device=options.device)
@@ -116,20 +136,27 @@ def run_chunks(
                 final = not retryable(r.failed[0]) or attempt == options.retries
                 if final and (not options.skip_bad_files or user_code(failures[i])):
                     raise as_error(failures[i], tasks[i].analysis.get())
+                if final:
+                    feed.skip(i)
                 continue
             failures.pop(i, None)
             accepted.add(i)
             counts["computed"] += 1
             tally.add(r, worker)
-            tree.add(ref)
+            feed.add(i, ref)
+            if on_chunk is not None:
+                on_chunk(ref if isinstance(ref, Result) else ex.fetch(ref))  # type: ignore[attr-defined]
             report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and retryable(failures[i])]
     counts["workers"] = tally.workers
     counts["resumed_totals"] = dict(tally.resumed)
     lost = sorted(failures)
+    feed.finish()
     merged = accumulate([tree.result(), Result(failed=[failures[i] for i in lost]),
                          *(Result(files=failed_files[i]) for i in lost)])
     counts["merge_s"] = tree.seconds  # the driver's share of merging (the cluster's runs in its tasks)
+    if caching is not None:
+        record_run(caching, merged.cache)
     return merged, counts
 
 
@@ -139,7 +166,7 @@ def _map_keep(ex: Executor, jobs: list[tuple[int, Task]], resources: dict[str, i
     """(outcome summary, reference to the full outcome) for each job, in completion order."""
     # a chunk goes where its file is open already; a chunk whose worker died is retried; GPU
     # chunks go to workers that declare a GPU (Dask worker resources)
-    extra = supported_options(ex, affinity=_file_of_job, on_lost=_chunk_lost,
+    extra = supported_options(ex, affinity=_file_of_job, on_lost=_chunk_lost, placement=_chunk_of_job,
                               **({"resources": resources} if resources else {}))
     map_keep = getattr(ex, "map_keep", None)
     if map_keep is not None:
@@ -156,8 +183,48 @@ def _file_of_job(job: tuple[int, Task]) -> str:
 
 
 
+def _chunk_of_job(job: tuple[int, Task]) -> str:
+    item = job[1].item
+    return f"{item.uuid or item.url}:{item.start}:{item.stop}"
+
+
+
 def _chunk_lost(job: tuple[int, Task], err: Exception) -> Outcome:
     return job[0], chunk_failure(job[1].item, err), "lost"
+
+
+
+class InOrder:
+    """Hands results to the reduction tree in task order, whatever order they arrive in: the
+    floating-point sums then come out the same bit for bit however the chunks were scheduled, and
+    whichever came from the cache. A result waits here for the ones before it (for executors that
+    keep results remote, only a reference waits)."""
+
+    def __init__(self, tree: ReductionTree) -> None:
+        self.tree = tree
+        self.next = 0
+        self.waiting: dict[int, Any] = {}
+
+    def add(self, index: int, ref: Any) -> None:
+        self.waiting[index] = ref
+        self._drain()
+
+    def skip(self, index: int) -> None:
+        """A task that will not deliver (its chunk failed for good)."""
+        self.add(index, None)
+
+    def finish(self) -> None:
+        for index in sorted(self.waiting):
+            if self.waiting[index] is not None:
+                self.tree.add(self.waiting[index])
+        self.waiting.clear()
+
+    def _drain(self) -> None:
+        while self.next in self.waiting:
+            ref = self.waiting.pop(self.next)
+            if ref is not None:
+                self.tree.add(ref)
+            self.next += 1
 
 
 

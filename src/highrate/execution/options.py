@@ -38,6 +38,12 @@ class RunOptions:
     # where registered stages with a GPU version run: "auto" (a GPU where the worker has one),
     # "cpu", or "gpu" (an error where there is none; on Dask, only workers with resources GPU=1)
     device: str = "auto"
+    # the caches of columns, stage results and chunk results (docs/caching.md): None follows
+    # HIGHRATE_CACHE (on unless "off"); cache_dir defaults to highrate's cache folder, cache_size
+    # (bytes) to HIGHRATE_CACHE_SIZE or 10 GiB
+    cache: bool | None = None
+    cache_dir: str | None = None
+    cache_size: int | None = None
 
     def __post_init__(self) -> None:
         check_choice(self.device)
@@ -65,6 +71,7 @@ class Progress:
     retried: int = 0
     elapsed_s: float = 0.0
     workers: dict[str, dict[str, int]] = field(default_factory=dict)
+    cached: int = 0  # chunks whose whole result came from the cache
 
     def rate(self, amount: float) -> float:
         """``amount`` per second of elapsed time."""

@@ -38,8 +38,10 @@ def run(
     options: RunOptions = RunOptions(),
     executor: Executor | None = None,
     progress: Callable[[Progress], None] | None = None,
+    on_chunk: Callable[[Result], None] | None = None,
 ) -> RunOutcome:
-    """Run ``analysis`` over ``datasets`` and return the merged result."""
+    """Run ``analysis`` over ``datasets`` and return the merged result; ``on_chunk`` receives each
+    chunk's result as it is accepted (partial results while the run goes on)."""
     if not datasets:
         raise ConfigError("no datasets to run on.")
     report = progress or (lambda p: None)
@@ -70,7 +72,7 @@ def run(
             good = check_branches(d, files[d.name], plans.get(d.name), options, failed)
             items += work_items(d, good, options)
         tasks = [Task(item, plans[item.dataset], payload) for item in items]
-        chunk_result, counts = run_chunks(ex, tasks, options, report)
+        chunk_result, counts = run_chunks(ex, tasks, options, report, on_chunk)
         merged = finished(accumulate([Result(failed=failed, files=describe_failures(files)), chunk_result]))
         t_end = time.perf_counter()
         outcome = RunOutcome(

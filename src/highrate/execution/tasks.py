@@ -13,6 +13,7 @@ from highrate.data.io.sources import AccessOptions
 from highrate.data.partition import WorkItem
 from highrate.engine.events import EventSchema
 from highrate.engine.stages.recording import Dependencies
+from highrate.execution.caching import CacheSettings
 from highrate.spec.analysis import Analysis
 
 _analyses: dict[str, Analysis] = {}
@@ -95,3 +96,4 @@ class Task:
     checkpoint: tuple[str, str] | None = None  # (folder, key): store the result there on success
     columns_dir: str | None = None  # where saved columns go, one Parquet file per chunk and dataset
     device: str = "auto"  # where registered stages run: auto | cpu | gpu
+    cache: CacheSettings | None = None  # where columns and stage results are kept; None: nowhere

@@ -11,6 +11,7 @@ import numpy as np
 
 from highrate.base.optional import require
 from highrate.data.io.baskets import FetchStats
+from highrate.data.io.deferred import Deferred
 from highrate.data.io.files import describe, forget, opened
 from highrate.data.io.reader import absent, read_columns_costed
 from highrate.data.io.sources import AccessOptions, endpoint, server_checksum
@@ -18,10 +19,12 @@ from highrate.data.partition import WorkItem
 from highrate.data.replicas import FileLocations, ReplicaMismatch, first_working, suspect
 from highrate.devices.registry import StageTimes
 from highrate.devices.select import resolve
+from highrate.engine.collections import behavior
 from highrate.engine.events import filter_arrays
 from highrate.engine.result import Result, accumulate
 from highrate.engine.stages.chunk_recorder import ChunkRecorder
 from highrate.engine.stages.clock import StageClock
+from highrate.engine.stages.memo import Later
 from highrate.engine.stages.pipeline import run_stages
 from highrate.errors import (
     HighrateError,
@@ -31,6 +34,7 @@ from highrate.errors import (
     UserCodeError,
 )
 from highrate.execution.allocator import keep_freed_memory
+from highrate.execution.caching import ChunkCache
 from highrate.execution.checkpoint import CheckpointStore
 from highrate.execution.tasks import DatasetPlan, Task
 from highrate.spec.analysis import Analysis
@@ -43,19 +47,25 @@ def process_chunk(task: Task) -> Result:
     replica_failures: list[dict[str, Any]] = []
     stage_times = StageTimes()
     clock = StageClock()
+    cache = None
     try:
+        if task.cache is not None:
+            cache = ChunkCache(task.cache, item, plan.meta, plan.defaults, task.analysis.hash)
+            reused = cache.result()
+            if reused is not None:
+                return reused
         # registered stages run in their version for the device the run asked for, as found here
         analysis = task.analysis.get().on_device(resolve(task.device), stage_times)
         try:
             (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
-                                                                         late=True, clock=clock)
+                                                                         late=True, clock=clock, cache=cache)
         except UnknownQuantityError:
             if not plan.late:
                 raise
             # the skim read a branch tracing did not see it read: read everything before it
             clock = StageClock()
             (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
-                                                                         late=False, clock=clock)
+                                                                         late=False, clock=clock, cache=cache)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             for replica in item.sources:
@@ -84,6 +94,10 @@ def process_chunk(task: Task) -> Result:
     result.sources[endpoint(served)] = {
         "bytes": fetched.bytes or nbytes, "requests": fetched.requests, "chunks": 1, "events": item.entries,
     }
+    if cache is not None:
+        if not recorder.tables:  # (a chunk that saves columns writes its files each time)
+            cache.keep_result(result)
+        result.cache = cache.stats()
     return result
 
 
@@ -104,55 +118,75 @@ def _write_columns(folder: str, item: WorkItem, tables: list[tuple[str, dict[str
 
 def _run(
     analysis: Analysis, item: WorkItem, plan: DatasetPlan, timeout: float | None, *, late: bool,
-    clock: StageClock,
+    clock: StageClock, cache: ChunkCache | None = None,
 ) -> tuple[tuple[ChunkRecorder, int, FetchStats], str, list[dict[str, Any]]]:
     """Read the chunk and run the analysis on it: ((recorder, bytes read, fetch cost), replica,
     replica failures). With ``late``, the plan's late branches are decoded after the skim, for
-    the skimmed events only."""
-    deferring = late and bool(plan.late)
-    with clock("read"):
-        (arrays, nbytes, fetched, deferred), served, failures = _read(item, plan, timeout, plan.late if deferring else ())
+    the skimmed events only. With a ``cache``, the chunk is read only if a stage the cache lacks
+    needs the events, and then every branch is decoded (and kept) whole, so that a changed skim
+    finds them."""
+    deferring = late and bool(plan.late) and cache is None
     schema = plan.schema
+    skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
     recorder = ChunkRecorder(analysis, item.dataset)
     # the events and their columns are handed over, not kept here: the skim filter takes the
     # columns and run_stages lets the full events go once skimmed, so the chunk's later
     # arrays reuse that memory (a lower peak, and fewer fresh pages for a new worker)
-    full = [arrays]
-    del arrays
+    read: dict[str, Any] = {"nbytes": 0, "fetched": FetchStats(), "served": item.url, "failures": []}
+    full: list[Any] = []
+
+    def events() -> Any:
+        with clock("read"):
+            (arrays, read["nbytes"], read["fetched"], read["deferred"]), read["served"], read["failures"] = _read(
+                item, plan, timeout, plan.late if deferring else (), cache)
+            full.append(arrays)
+            del arrays
+            return skim_schema.build(full[0], item.entries, where=item.describe())  # the event record
 
     def skim_filter(mask: Any) -> Any:
         try:
             with clock("read"):  # the late branches, decoded for the kept events
-                columns = filter_arrays(schema, full.pop(), mask, deferred)
+                columns = filter_arrays(schema, full.pop(), mask, read["deferred"])
         except InputFileError:  # a late branch's baskets are corrupt: prefer another replica next time
-            suspect(served)
+            suspect(read["served"])
             raise
         return schema.build(columns, int(np.count_nonzero(mask)))
 
-    skim_schema = plan.skim_schema if deferring and plan.skim_schema is not None else schema
     try:
-        with clock("read"):  # the event record, over the columns
-            events = skim_schema.build(full[0], item.entries, where=item.describe())
-        run_stages(analysis, events, plan.meta, recorder, skim_filter=skim_filter, deps=plan.deps, clock=clock)
+        if cache is None:
+            run_stages(analysis, events(), plan.meta, recorder, skim_filter=skim_filter, deps=plan.deps, clock=clock)
+        else:
+            # the stages see the metadata through the cache, which keeps with each result the keys it read
+            run_stages(analysis, Later(events), cache.meta, recorder, n_events=item.entries, skim_filter=skim_filter,
+                       deps=plan.deps, clock=clock, memo=cache.memo(analysis, behavior))
     finally:
-        deferred.close()
-    return (recorder, nbytes, fetched), served, failures
+        if "deferred" in read:
+            read["deferred"].close()
+    return (recorder, read["nbytes"], read["fetched"]), read["served"], read["failures"]
 
 
 def _read(
-    item: WorkItem, plan: DatasetPlan, timeout: float | None, late: tuple[str, ...] = ()
+    item: WorkItem, plan: DatasetPlan, timeout: float | None, late: tuple[str, ...] = (),
+    cache: ChunkCache | None = None,
 ) -> tuple[Any, str, list[dict[str, Any]]]:
     """The chunk's columns from the first replica that serves them: (columns, replica, failures);
-    the branches of ``late`` are fetched, not decoded (:class:`~highrate.data.io.reader.Deferred`)."""
+    the branches of ``late`` are fetched, not decoded (:class:`~highrate.data.io.reader.Deferred`).
+    With a ``cache``, the branches it holds are taken from it and the others kept there."""
 
     def attempt(replica: str) -> Any:
         with opened(replica, item.tree, plan.access) as handle:
             same_file(handle, item.uuid, item.size, replica)
             made = absent(handle, list(plan.defaults)) if plan.defaults else []
             branches = [b for b in plan.branches if b not in made]
-            arrays, *rest = read_columns_costed(handle, branches, item.start, item.stop,
+            kept = cache.cached_columns(branches) if cache is not None else {}
+            todo = [b for b in branches if b not in kept]
+            if not todo:
+                return _with_defaults(kept, made, plan, item), 0, FetchStats(), Deferred(item.start, item.stop, "")
+            arrays, *rest = read_columns_costed(handle, todo, item.start, item.stop,
                                                 where=_where(item, replica), defer=late)
-            return (_with_defaults(arrays, made, plan, item), *rest)
+            if cache is not None:
+                cache.keep_columns(arrays)
+            return (_with_defaults({**kept, **arrays}, made, plan, item), *rest)
 
     return first_working(item.sources, attempt, what=item.describe(), timeout=timeout, on_failure=forget)
 
@@ -209,7 +243,8 @@ def summarize(outcome: Outcome) -> Outcome:
     """The outcome without its histograms: what the driver needs for bookkeeping and progress."""
     index, result, worker = outcome
     light = Result(counts=result.counts, cutflow=result.cutflow, categories=result.categories, failed=result.failed,
-                   files=result.files if result.failed else {}, timings=result.timings, stages=result.stages)
+                   files=result.files if result.failed else {}, timings=result.timings, stages=result.stages,
+                   cache=result.cache)
     return index, light, worker
 
 

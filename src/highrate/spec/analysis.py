@@ -18,7 +18,7 @@ from typing import Any
 from highrate.devices.loading import load_stages
 from highrate.devices.registry import Stage, StageTimes, is_stage_name, lookup
 from highrate.errors import ConfigError, did_you_mean
-from highrate.spec.fingerprint import code_key, source_text, stable_repr
+from highrate.spec.fingerprint import code_key, definition_key, source_text, stable_repr
 from highrate.spec.histograms import Columns, Histogram
 from highrate.spec.steps import Cut, ShapeVariation, Weight, arity
 
@@ -205,3 +205,25 @@ class Analysis:
                 h.update(f"category:{cat}:{c.name}:{stable_repr(c.params)}:{fn_text(c.function)}".encode())
         h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
         return h.hexdigest()[:16]
+
+    def reads_key(self) -> str:
+        """What decides the branches the analysis reads and what its steps touch (the tracing's
+        answer): each step's name, parameters and definition (:func:`definition_key`: its code,
+        the helpers and globals it reads), and the quantities histograms and saved columns take,
+        not their binning: a re-binned histogram or an edit elsewhere in the file keeps it."""
+
+        def fn_key(fn: Any) -> str:
+            return fn.key(definition_key) if isinstance(fn, Stage) else definition_key(fn)
+
+        cuts = [(where, c.name, stable_repr(c.params), fn_key(c.function)) for where, cs in (
+            ("skim", self.skim), ("presel", self.preselection), *self.categories.items(),
+            *((f"{s}/{p}", c) for s, ps in self.subsamples.items() for p, c in ps.items())) for c in cs]
+        parts = (
+            cuts,
+            [(w.name, stable_repr(w.params), w.mc_only, w.varied, fn_key(w.function)) for w in self.weights],
+            [(v.name, v.mc_only, fn_key(v.function)) for v in self.variations],
+            [(k, fn_key(f)) for k, f in self.objects.items()], [(k, fn_key(f)) for k, f in self.quantities.items()],
+            sorted({a.quantity for h in self.histograms for a in h.axes}),
+            repr((self.columns, self.save_columns)),
+        )
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

@@ -66,6 +66,7 @@ class OpenTree:
         self.users = users  # readers holding it: an evicted handle closes when the last one lets go
         self.layouts: dict[str, Any] = {} if layouts is None else layouts
         self.evicted = False
+        self.stamp = _stamp(url)  # a local file's (mtime, size, inode): changed, it is opened anew
         self._ttree = ttree
         self._parse = parse
         self._uuid = uuid
@@ -141,6 +142,8 @@ def open_tree(url: str, tree: str, access: AccessOptions | None = None) -> OpenT
     """
     key = (url, tree)
     with _lock:
+        if key in _open and _open[key].stamp != _stamp(url):  # replaced or rewritten since it was opened
+            _evict(_open.pop(key))
         if key in _open:
             _open.move_to_end(key)
             _open[key].users += 1
@@ -199,6 +202,17 @@ def _ntuple_description(url: str, tree: str, ntuple: Any) -> rntuple.Description
     except Exception as err:
         ntuple.file.close()
         raise InputFileError(f"file {url!r}: cannot read the metadata of RNTuple {tree!r}: {err}") from err
+
+
+def _stamp(url: str) -> tuple[int, int, int] | None:
+    path = local_path(url)
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
 
 
 def _evict(handle: OpenTree) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.engine.stages.memo import Later, StageMemo
 from highrate.engine.stages.recording import Recorder
 from highrate.errors import ConfigError, HighrateError, UnknownQuantityError
 from highrate.spec.steps import Cut
@@ -156,6 +157,37 @@ def select(
     record(stage, mask, None)
     selected = filter_events(events, mask) if apply is None else apply(mask)
     return (selected, mask) if return_mask else selected
+
+
+
+def select_mask(
+    memo: StageMemo, events: Later[ak.Array], cuts: tuple[Cut, ...], stage: str, meta: Mapping[str, Any],
+    recorder: Recorder | None,
+) -> Any:
+    """The mask of :func:`select` (None: no cut) through the memo, which keeps it with the
+    cutflow it recorded; the cutflow is reported either way."""
+    assert memo.definitions is not None
+
+    def compute() -> dict[str, Any]:
+        steps: list[list[Any]] = []
+        _, mask = select(events.get(), cuts, stage, meta, _Steps(steps), apply=lambda m: None, return_mask=True)
+        return {"mask": mask, "steps": steps}
+
+    found = memo.step(STAGE_NAMES.get(stage, stage), (memo.definitions.cuts(cuts),), compute).get()
+    if recorder is not None:
+        for name, n in found["steps"]:
+            recorder.step(name, None, n)
+    return found["mask"]
+
+
+class _Steps:
+    """Keeps a selection's cutflow as [step, events] pairs."""
+
+    def __init__(self, steps: list[list[Any]]) -> None:
+        self.steps = steps
+
+    def step(self, name: str, mask: Any, n_events: int | None) -> None:
+        self.steps.append([name, int(n_events if mask is None else np.count_nonzero(mask))])
 
 
 

@@ -16,7 +16,16 @@ import numpy as np
 from highrate.engine.collections import recording_fields
 from highrate.engine.quantities import Filled, evaluate, to_numpy
 from highrate.engine.stages.clock import NO_CLOCK, StageClock
-from highrate.engine.stages.cuts import and_cuts, both, guard, is_tracing, select
+from highrate.engine.stages.cuts import (
+    and_cuts,
+    both,
+    filter_events,
+    guard,
+    is_tracing,
+    select,
+    select_mask,
+)
+from highrate.engine.stages.memo import NO_MEMO, Later, StageMemo, combine
 from highrate.engine.stages.objects import per_event, with_fields
 from highrate.engine.stages.recording import NOMINAL, Recorder
 from highrate.engine.weights import WeightSet, event_weights
@@ -46,17 +55,23 @@ class Pass:
 
 
 def downstream(
-    analysis: Analysis, events: ak.Array, meta: Mapping[str, Any], recorder: Recorder, variation: str,
+    analysis: Analysis, events: ak.Array | Later[ak.Array], meta: Mapping[str, Any], recorder: Recorder, variation: str,
     *, nominal: Pass | None = None, changed: set[str] | None = None, preselected: bool = False,
-    clock: StageClock = NO_CLOCK,
+    clock: StageClock = NO_CLOCK, memo: StageMemo = NO_MEMO,
 ) -> Pass:
     """Preselection, quantities, weights, categories and histograms for one shape variation.
 
     For a variation, ``nominal`` and ``changed`` (fields and objects it altered) allow reuse:
     when the preselection reads nothing changed, its mask is the nominal one, and then every
     quantity, weight, category cut and histogram input that reads nothing changed is reused.
-    ``preselected``: the events are the nominal preselection's already.
+    ``preselected``: the events are the nominal preselection's already. ``memo`` (the nominal
+    pass of an analysis without shape variations only: a variation's reuse needs what each part
+    read) remembers the preselection, quantities, weights, category cuts and histogram inputs;
+    with it, ``events`` (a :class:`Later`) are built only if a stage the memo lacks reads them.
     """
+    defs = memo.definitions
+    source = events if isinstance(events, Later) else Later.now(events)
+    del events
     is_nominal = nominal is None
     stage = Pass()
     changed = set(changed or ())
@@ -64,40 +79,54 @@ def downstream(
     with clock("preselection"):
         if nominal is not None and (preselected or not (nominal.presel_deps & changed)):
             stage.presel_mask, same_events = nominal.presel_mask, True
+            events = source
             if not preselected and stage.presel_mask is not None:
-                events = events[stage.presel_mask]
+                events = Later.now(source.get()[stage.presel_mask])
         else:
             with recording_fields() as seen:
-                events, stage.presel_mask = select(
-                    events, analysis.preselection, "presel", meta, recorder if is_nominal else None, return_mask=True
-                )
+                if memo.active:
+                    stage.presel_mask = select_mask(memo, source, analysis.preselection, "presel", meta, recorder)
+                    events = source if stage.presel_mask is None else Later(
+                        partial(_filtered, source, stage.presel_mask))
+                else:
+                    selected, stage.presel_mask = select(
+                        source.get(), analysis.preselection, "presel", meta, recorder if is_nominal else None,
+                        return_mask=True,
+                    )
+                    events = Later.now(selected)
             stage.presel_deps = frozenset(seen)
     stage.events = events
 
     def reusable(deps: frozenset[str]) -> bool:
         return nominal is not None and same_events and not (deps & changed)
 
+    quantity_keys: list[str] = []  # what weights, cuts and fills that read the quantities are keyed by
     with clock("quantities"):
         for name, fn in analysis.quantities.items():
             if reusable(nominal.computed_deps.get(name, frozenset()) if nominal else frozenset()):
                 stage.computed[name] = nominal.computed[name]  # type: ignore[union-attr]
                 continue
             with recording_fields() as seen:
-                value = guard(partial(call_with, fn, arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
-                stage.computed[name] = per_event(value, events, f"quantity {name!r}", fn)
+                stage.computed[name] = memo.leaf(
+                    "quantities", (name, defs.function(fn)) if defs is not None else (),
+                    partial(_quantity, name, fn, events, meta))
+                quantity_keys.append(memo.last)
             stage.computed_deps[name] = frozenset(seen)
             changed.add(name)
+    after_quantities = combine(*quantity_keys) if memo.active else ""
     # weights and category cuts read the quantities as fields (ev.mll); histograms and saved columns
     # take them by name, from the events the quantities read, whose packed fields they share
     with clock("weights"):
-        with_quantities = _with_quantities(events, stage.computed)
+        with_quantities = Later(partial(_with_quantities, events, stage.computed))
         if nominal is not None and reusable(nominal.weight_deps):
             stage.weights = WeightSet(nominal=nominal.weights.nominal)  # type: ignore[union-attr]
         else:
             with recording_fields() as seen:
-                stage.weights = event_weights(
-                    analysis.weights, with_quantities, meta, tracing=is_tracing(events),
-                    call=lambda w: guard(partial(w, with_quantities, meta), f"weight {w.name!r}", with_quantities),
+                stage.weights = memo.leaf(
+                    "weights", (after_quantities, defs.weights(analysis.weights)) if defs is not None else (),
+                    partial(_weights, analysis, with_quantities, meta),
+                    encode=lambda ws: {"nominal": ws.nominal, "variations": ws.variations},
+                    decode=lambda d: WeightSet(d["nominal"], d["variations"]),
                 )
             stage.weight_deps = frozenset(seen)
     with clock("fill"):
@@ -107,8 +136,12 @@ def downstream(
                 stage.filled[h.name] = nominal.filled[h.name]
             else:
                 where = f"histogram {h.name!r}"
-                stage.filled[h.name] = [_numpy(evaluate(events, a.quantity, stage.computed, where=where), where)
-                                        for a in h.axes]
+                stage.filled[h.name] = [
+                    memo.leaf("fill", (after_quantities, a.quantity),
+                              partial(_fill_values, events, a.quantity, stage.computed, where),
+                              encode=lambda f: {"values": f.values, "index": f.index, "nth": f.nth},
+                              decode=lambda d: Filled(d["values"], d["index"], d["nth"]))
+                    for a in h.axes]
 
     def masks(cuts: tuple[Cut, ...], where: str) -> Any:
         for cut in cuts:
@@ -118,9 +151,14 @@ def downstream(
                 stage.cuts[id(cut)] = nominal.cuts[id(cut)]
                 continue
             with recording_fields() as seen:
-                and_cuts(with_quantities, (cut,), meta, where, stage.cuts)
+                stage.cuts[id(cut)] = memo.leaf(
+                    "categories", (after_quantities, defs.cut(cut)) if defs is not None else (),
+                    partial(_cut_mask, with_quantities, cut, meta, where))
             stage.cut_deps[id(cut)] = frozenset(seen)
-        return and_cuts(with_quantities, cuts, meta, where, stage.cuts)
+        mask = None
+        for cut in cuts:
+            mask = stage.cuts[id(cut)] if mask is None else mask & stage.cuts[id(cut)]
+        return mask
 
     weights = stage.weights
     filled = stage.filled
@@ -155,7 +193,8 @@ def downstream(
     with clock("columns"):
         if is_nominal and analysis.save_columns is not None:
             spec = analysis.save_columns
-            values = {name: evaluate(events, q, stage.computed, where=f"column {name!r}") for name, q in spec.fields.items()}
+            values = {name: evaluate(events.get(), q, stage.computed, where=f"column {name!r}")
+                      for name, q in spec.fields.items()}
             chosen = {c: m for c, m in cat_masks.items() if spec.categories is None or c in spec.categories}
             for dataset, part_mask in targets:
                 recorder.columns(values, {c: both(m, part_mask) for c, m in chosen.items()}, weights.nominal,
@@ -164,10 +203,37 @@ def downstream(
 
 
 
-def _with_quantities(events: ak.Array, computed: Mapping[str, Any]) -> ak.Array:
+def _filtered(events: Later[ak.Array], mask: Any) -> ak.Array:
+    return filter_events(events.get(), mask)
+
+
+def _weights(analysis: Analysis, events: Later[ak.Array], meta: Mapping[str, Any]) -> WeightSet:
+    with_quantities = events.get()
+    return event_weights(
+        analysis.weights, with_quantities, meta, tracing=is_tracing(with_quantities),
+        call=lambda w: guard(partial(w, with_quantities, meta), f"weight {w.name!r}", with_quantities),
+    )
+
+
+def _cut_mask(events: Later[ak.Array], cut: Cut, meta: Mapping[str, Any], where: str) -> Any:
+    return and_cuts(events.get(), (cut,), meta, where)
+
+
+def _with_quantities(events: Later[ak.Array], computed: Mapping[str, Any]) -> ak.Array:
     """The events with each quantity (a number or one value per event) as a field."""
+    events = events.get()
     fields = {name: v for name, v in computed.items() if isinstance(v, ak.Array | np.ndarray | int | float)}
     return with_fields(events, fields) if fields else events
+
+
+def _quantity(name: str, fn: Any, later: Later[ak.Array], meta: Mapping[str, Any]) -> Any:
+    events = later.get()
+    value = guard(partial(call_with, fn, arity(fn, name), events, {}, meta), f"quantity {name!r}", events)
+    return per_event(value, events, f"quantity {name!r}", fn)
+
+
+def _fill_values(events: Later[ak.Array], quantity: str, computed: Mapping[str, Any], where: str) -> Filled:
+    return _numpy(evaluate(events.get(), quantity, computed, where=where), where)
 
 
 def _numpy(filled: Filled, where: str) -> Filled:

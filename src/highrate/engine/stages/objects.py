@@ -14,6 +14,7 @@ import numpy as np
 from highrate.arrays.fast import is_packed
 from highrate.engine.collections import recording_fields
 from highrate.engine.stages.cuts import guard, is_tracing
+from highrate.engine.stages.memo import Later, StageMemo
 from highrate.engine.stages.recording import Dependencies
 from highrate.spec.analysis import Analysis
 from highrate.spec.steps import arity, call_with
@@ -83,3 +84,25 @@ def define_objects(
             changed.add(name)
         events = ak.with_field(events, values[name], name)
     return values
+
+
+def remembered_objects(
+    analysis: Analysis, events: Later[ak.Array], meta: Mapping[str, Any], memo: StageMemo
+) -> tuple[dict[str, Later[Any]], Later[ak.Array]]:
+    """:func:`define_objects` through the memo, each object keyed by the objects before it:
+    (each object, the events with every object as a field), worked out only when used."""
+    assert memo.definitions is not None
+    values: dict[str, Later[Any]] = {}
+    for name, function in analysis.objects.items():
+        values[name] = memo.step("objects", (name, memo.definitions.function(function)),
+                                 partial(_define_on, name, function, events, meta))
+        events = Later(partial(_with_field, events, values[name], name))
+    return values, events
+
+
+def _define_on(name: str, function: Any, events: Later[ak.Array], meta: Mapping[str, Any]) -> Any:
+    return define(name, function, events.get(), meta)
+
+
+def _with_field(events: Later[ak.Array], value: Later[Any], name: str) -> ak.Array:
+    return ak.with_field(events.get(), value.get(), name)

@@ -17,9 +17,15 @@ import awkward as ak
 import numpy as np
 
 from highrate.engine.stages.clock import NO_CLOCK, StageClock
-from highrate.engine.stages.cuts import guard, is_tracing, select
+from highrate.engine.stages.cuts import filter_events, guard, is_tracing, select, select_mask
 from highrate.engine.stages.downstream import downstream
-from highrate.engine.stages.objects import define_objects, recompute_objects, with_fields
+from highrate.engine.stages.memo import NO_MEMO, Later, StageMemo
+from highrate.engine.stages.objects import (
+    define_objects,
+    recompute_objects,
+    remembered_objects,
+    with_fields,
+)
 from highrate.engine.stages.recording import NOMINAL, Dependencies, Recorder
 from highrate.spec.analysis import Analysis
 from highrate.spec.usercode import returned
@@ -27,13 +33,15 @@ from highrate.spec.usercode import returned
 
 def run_stages(
     analysis: Analysis,
-    events: ak.Array,
+    events: ak.Array | Later[ak.Array],
     meta: Mapping[str, Any],
     recorder: Recorder,
     *,
+    n_events: int | None = None,
     skim_filter: Callable[[np.ndarray], ak.Array] | None = None,
     deps: Dependencies | None = None,
     clock: StageClock = NO_CLOCK,
+    memo: StageMemo = NO_MEMO,
 ) -> None:
     """Run the analysis on one chunk of events, reporting counts and fills to ``recorder``.
 
@@ -43,22 +51,42 @@ def run_stages(
     tracing) a variation reuses the objects it does not change, and when the preselection reads
     nothing it changes, it runs on the preselected events only; without it every object is
     recomputed on the skimmed events. ``clock`` receives the seconds each stage kind took.
+    ``memo`` remembers stage results (the skim's, each object's and, without shape variations, the
+    preselection's onwards) and gives them back when nothing they depend on changed; then
+    ``events`` may be a :class:`Later` (read only if a stage the memo lacks needs them), with
+    their number in ``n_events``.
     """
-    tracing = is_tracing(events)
-    recorder.step("initial", None, None if tracing else len(events))
-    with clock("skim"):
-        skimmed = select(events, analysis.skim, "skim", meta, recorder, skim_filter)
+    if isinstance(events, Later):
+        source, tracing = events, False
+    else:
+        source, tracing, n_events = Later.now(events), is_tracing(events), None if is_tracing(events) else len(events)
     del events  # the caller hands them over: the full chunk's columns can go once they are skimmed
+    if tracing:
+        memo = NO_MEMO
+    recorder.step("initial", None, n_events)
+    with clock("skim"):
+        if memo.active:
+            mask = select_mask(memo, source, analysis.skim, "skim", meta, recorder)
+            skimmed = Later(partial(_skimmed, source, mask, skim_filter))
+        else:
+            skimmed = Later.now(select(source.take(), analysis.skim, "skim", meta, recorder, skim_filter))
+    variations = [v for v in analysis.variations if not (v.mc_only and not meta.get("is_mc", False))]
     with clock("objects"):
-        nominal_objects = define_objects(analysis, skimmed, meta, recorder if tracing else None)
-        skimmed_objects = with_fields(skimmed, nominal_objects)
-    nominal = downstream(analysis, skimmed_objects, meta, recorder, NOMINAL, clock=clock)
-    for variation in analysis.variations:
-        if variation.mc_only and not meta.get("is_mc", False):
-            continue
+        if memo.active:
+            remembered, skimmed_objects = remembered_objects(analysis, skimmed, meta, memo)
+            nominal_objects = {name: value.get() for name, value in remembered.items()} if variations else {}
+        else:
+            nominal_objects = define_objects(analysis, skimmed.get(), meta, recorder if tracing else None)
+            skimmed_objects = Later.now(with_fields(skimmed.get(), nominal_objects))
+    # a variation's pass reuses what the nominal pass's parts read, found as they are computed
+    nominal = downstream(analysis, skimmed_objects, meta, recorder, NOMINAL, clock=clock,
+                         memo=NO_MEMO if variations else memo)
+    if variations:
+        skimmed_events = skimmed.get()
+    for variation in variations:
         fields = deps.variations.get(variation.name) if deps is not None else None
         preselected = fields is not None and not (nominal.presel_deps & deps.affected(analysis, fields))
-        base = nominal.events if preselected else skimmed  # the preselected events carry the objects
+        base = nominal.events.get() if preselected else skimmed_events  # the preselected events carry the objects
         shared: dict[str, Any] = {}  # what up and down have in common, computed once per chunk
         for direction, suffix in (("up", "Up"), ("down", "Down")):
             where = f"shape variation {variation.name!r} ({direction})"
@@ -85,3 +113,8 @@ def run_stages(
                        nominal=nominal, changed=changed, preselected=preselected, clock=clock)
             if tracing:  # down reads what up reads; traced through, the shifted objects' unused fields stay unread
                 break
+
+
+def _skimmed(events: Later[ak.Array], mask: Any, skim_filter: Callable[[np.ndarray], ak.Array] | None) -> ak.Array:
+    full = events.take()
+    return full if mask is None else skim_filter(mask) if skim_filter else filter_events(full, mask)

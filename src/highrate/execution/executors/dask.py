@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +12,7 @@ from typing import Any
 from highrate import _version
 from highrate.errors import ConfigError, ExecutorError, WorkerLostError
 from highrate.execution.clusters.environment import check_workers
+from highrate.execution.executors.worker_cache import CacheOnWorker
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,10 @@ class DaskExecutor:
     name = "dask"
     # keyword arguments of map_unordered / map_keep beyond the protocol; resources: what each task
     # needs of a worker ({"GPU": 1}: only workers started with --resources GPU=1 run it)
-    takes = frozenset({"on_lost", "resources"})
+    # placement: item → key; each key has a home worker (rendezvous hashing over the live workers),
+    # where its task goes when that worker is alive (allow_other_workers: never a wait), so a
+    # chunk returns to the worker whose cache holds it and a lost worker only moves its own keys
+    takes = frozenset({"on_lost", "resources", "placement"})
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None,
                  resources: dict[str, float] | None = None) -> None:
@@ -56,6 +61,7 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster)
         except OSError as err:
             raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler!r}: {err}") from err
+        self.client.register_plugin(CacheOnWorker())
         log.info("Dask dashboard: %s", self.client.dashboard_link)
 
     def _check_workers(self, scheduler: str) -> None:
@@ -76,6 +82,7 @@ class DaskExecutor:
         executor = cls.__new__(cls)
         executor.client = client
         executor._cluster = cluster
+        client.register_plugin(CacheOnWorker())
         return executor
 
     @property
@@ -85,11 +92,12 @@ class DaskExecutor:
     def map_unordered(
         self, function: Callable[[Any], Any], items: Iterable[Any], *,
         on_lost: Callable[[Any, WorkerLostError], Any] | None = None, resources: dict[str, float] | None = None,
+        placement: Callable[[Any], str] | None = None,
     ) -> Iterator[Any]:
         distributed = _import_distributed()
         items = list(items)
         self._check_resources(resources)
-        futures = dict(zip(self.client.map(function, items, pure=False, resources=resources), items, strict=True))
+        futures = dict(zip(self._submit(function, items, resources, placement), items, strict=True))
         for future in distributed.as_completed(futures):
             yield _result(future, futures[future], on_lost)
             future.release()
@@ -97,6 +105,7 @@ class DaskExecutor:
     def map_keep(
         self, function: Callable[[Any], Any], items: Iterable[Any], summarize: Callable[[Any], Any], *,
         on_lost: Callable[[Any, WorkerLostError], Any] | None = None, resources: dict[str, float] | None = None,
+        placement: Callable[[Any], str] | None = None,
     ) -> Iterator[tuple[Any, Any]]:
         """Like ``map_unordered``, but results stay on the workers: yields (summary, future).
 
@@ -107,7 +116,7 @@ class DaskExecutor:
         distributed = _import_distributed()
         items = list(items)
         self._check_resources(resources)
-        futures = self.client.map(function, items, pure=False, resources=resources)
+        futures = self._submit(function, items, resources, placement)
         summaries = {self.client.submit(summarize, f, pure=False): (f, item)
                      for f, item in zip(futures, items, strict=True)}
         for summary in distributed.as_completed(summaries):
@@ -115,6 +124,15 @@ class DaskExecutor:
             result = _result(summary, item, on_lost)
             yield result, (None if future.status == "error" else future)
             summary.release()
+
+    def _submit(self, function: Callable[[Any], Any], items: list[Any], resources: dict[str, float] | None,
+                placement: Callable[[Any], str] | None) -> list[Any]:
+        if placement is None:
+            return list(self.client.map(function, items, pure=False, resources=resources))
+        workers = sorted(self.client.scheduler_info().get("workers", {}))
+        return [self.client.submit(function, item, pure=False, resources=resources, allow_other_workers=True,
+                                   workers=[home(placement(item), workers)] if workers else None)
+                for item in items]
 
     def _check_resources(self, resources: dict[str, float] | None) -> None:
         """Tasks needing resources no worker declares would wait for ever: say so instead."""
@@ -138,6 +156,12 @@ class DaskExecutor:
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+
+def home(key: str, workers: list[str]) -> str:
+    """The worker a key belongs to: the highest hash of (key, worker) — when a worker goes, only
+    its keys move, each to the next best."""
+    return max(workers, key=lambda w: hashlib.sha256(f"{key}|{w}".encode()).digest())
 
 
 def _result(future: Any, item: Any, on_lost: Callable[[Any, WorkerLostError], Any] | None) -> Any:
