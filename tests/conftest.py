@@ -23,6 +23,20 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def private_chunk_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own cache of columns and stage results: its first run computes (and fills the
+    cache) as a user's first run does; a test that runs again sees what its own runs cached."""
+    monkeypatch.setenv("HIGHRATE_CACHE_DIR", str(tmp_path_factory.mktemp("chunk-cache")))
+
+
+@pytest.fixture
+def computing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cache at all (as ``HIGHRATE_CACHE=off``): for tests of how chunks are computed (retries,
+    replicas, executors compared), whose second run must compute again, not find the first's."""
+    monkeypatch.setenv("HIGHRATE_CACHE", "off")
+
+
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """datasets.yaml of an MC and a data sample, 2 files x 12k events each, 1.5k-entry baskets."""

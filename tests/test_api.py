@@ -6,7 +6,7 @@ import highrate
 def test_public_api_snapshot():
     assert sorted(highrate.__all__) == sorted([
         "Analysis", "Axis", "Columns", "Cut", "Dataset", "HighrateError", "Histogram", "Progress", "Result",
-        "RunOptions", "RunOutcome", "ShapeVariation", "Weight", "__version__", "accumulate", "load_analysis",
+        "RunOptions", "RunOutcome", "Session", "ShapeVariation", "Weight", "__version__", "accumulate", "load_analysis",
         "load_datasets", "run",
     ])
     for name in highrate.__all__:

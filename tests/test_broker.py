@@ -37,6 +37,9 @@ from highrate.execution.comm.errors import (
 from highrate.execution.comm.settings import credentials, read_token_file
 from highrate.execution.comm.tls import BrokerTLS
 
+# how chunks are computed: each run computes, none takes an earlier run's results from the cache
+pytestmark = pytest.mark.usefixtures("computing")
+
 TOKEN = "test-token-" + "k" * 32
 WRONG = "wrong-token-" + "w" * 32
 

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -130,8 +131,8 @@ def test_cached_runs_equal_clean_runs_and_numpy(work: Path) -> None:
     assert misses(first)["skim"] == chunks and misses(first)["columns"] > 0
     again = check_against_clean_run(work)
     # unchanged analysis and inputs: every chunk's result straight from the cache, nothing read
-    assert again.chunk_counts["cached"] == chunks
-    assert sum(c["bytes_read"] for c in again.result.counts.values()) == 0
+    assert again.chunk_counts["cached"] == chunks and again.result.cache["results"]["hits"] == chunks
+    assert set(again.result.cache) == {"results"}  # no stage looked up, no column read
     # the cutflow, independently: numpy over the files
     muons = [uproot.open(f)["Events"].arrays(["Muon_pt"]) for d in datasets(work) for f in d.files]
     pt = ak.concatenate([m.Muon_pt for m in muons])
@@ -270,7 +271,8 @@ def test_cache_off_by_environment(work: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_store_round_trip_and_checksums(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    arrays = [np.arange(1000, dtype=np.float32), np.array([True, False, True]), np.zeros((0,), np.int64)]
+    arrays = [np.arange(1000, dtype=np.float32), np.array([True, False, True]), np.zeros((0,), np.int64),
+              np.array([(1,), (2,)], dtype=[("charge", "<i4")]), np.arange(4, dtype=">f8")]
     written = store.put("k", "abc123", {"note": "x"}, arrays)
     entry = store.get("k", "abc123")
     assert entry is not None and entry.header == {"note": "x"} and entry.nbytes == written
@@ -278,7 +280,7 @@ def test_store_round_trip_and_checksums(tmp_path: Path) -> None:
         assert a.dtype == b.dtype and np.array_equal(a, b)
     path = next(tmp_path.glob("k/*/*.entry"))
     data = bytearray(path.read_bytes())
-    data[len(data) - 4096 + 100] ^= 1  # inside the first array (the arrays end 4096 bytes after it starts)
+    data[len(data) - 4160 + 100] ^= 1  # inside the first array (the arrays end 4160 bytes after it starts)
     path.write_bytes(bytes(data))
     entry = store.get("k", "abc123")
     with pytest.warns(CorruptEntry), pytest.raises(Corrupt):
@@ -341,3 +343,54 @@ def test_definition_keys_follow_helpers_globals_and_closures() -> None:
 
 
 LIMIT = 3
+
+
+# --- on Dask ---------------------------------------------------------------------------------
+
+
+def test_dask_workers_keep_their_own_caches_and_get_their_chunks_back(work: Path, monkeypatch) -> None:
+    """Two real worker processes, each with its own cache folder (as on two machines): a second
+    run sends each chunk back to the worker that cached it; a lost worker costs only its cache."""
+    import distributed
+
+    from highrate.execution.executors.dask import DaskExecutor
+
+    monkeypatch.setenv("HIGHRATE_CACHE_DIR", str(work / "driver-cache"))  # the driver's: holds nothing
+    folders = {name: work / f"cache-{name}" for name in ("a", "b")}
+    workers = {name: {"cls": distributed.Nanny, "options": {"nthreads": 1, "env": {"HIGHRATE_CACHE_DIR": str(f)}}}
+               for name, f in folders.items()}
+    scheduler = {"cls": distributed.Scheduler, "options": {"dashboard_address": None, "host": "127.0.0.1"}}
+
+    def go(ex: DaskExecutor, bins: int) -> highrate.RunOutcome:
+        write_analysis(work, **{**BASE, "mll_bins": bins})
+        outcome = highrate.run(highrate.load_analysis(work / "analysis.py"), datasets(work),
+                               options=highrate.RunOptions(chunk_size=1500), executor=ex)
+        assert_same(outcome, run(work, cache=False))
+        return outcome
+
+    with distributed.SpecCluster(workers=workers, scheduler=scheduler) as cluster, \
+            distributed.Client(cluster) as client:
+        ex = DaskExecutor.from_client(client)
+        first = go(ex, 30)
+        assert all(any(f.glob("stages/*/*.entry")) for f in folders.values())  # both workers cached chunks
+        second = go(ex, 45)  # every stage result found where the chunk went
+        assert misses(second)["skim"] == 0 and second.result.cache["skim"]["hits"] == first.chunks
+        cluster.scale(1)  # one worker goes, and its cache with it
+        deadline = time.monotonic() + 60
+        while client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.workers)) > 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        third = go(ex, 50)
+        lost = misses(third)["skim"]
+        assert 0 < lost < first.chunks  # the survivor's chunks were warm, the lost worker's recomputed
+
+
+def test_home_workers_move_only_the_keys_of_a_lost_worker() -> None:
+    from highrate.execution.executors.dask import home
+
+    workers = [f"tcp://127.0.0.1:{p}" for p in range(9000, 9004)]
+    keys = [f"file.root:{i * 100}:{i * 100 + 100}" for i in range(400)]
+    before = {k: home(k, workers) for k in keys}
+    assert min(list(before.values()).count(w) for w in workers) > 60  # spread over every worker
+    after = {k: home(k, workers[1:]) for k in keys}
+    assert all(after[k] == before[k] for k in keys if before[k] != workers[0])

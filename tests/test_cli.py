@@ -42,7 +42,10 @@ def test_good_run_exits_zero_and_writes_outputs(good_file, tmp_path, capsys):
     assert "error" not in captured.err.lower()
     report = json.loads((out / "report.json").read_text())
     assert report["events"]["total"] == 3000
-    assert report["chunks"] == {"total": 3, "processed": 3, "failed": 0, "computed": 3, "resumed": 0, "retried": 0}
+    assert report["chunks"] == {"total": 3, "processed": 3, "failed": 0, "computed": 3, "resumed": 0, "retried": 0,
+                                "cached": 0}
+    assert report["cache"]["skim"] == {"hits": 0, "misses": 3, "bytes_read": 0,
+                                       "bytes_written": report["cache"]["skim"]["bytes_written"]}
     assert len(list((out / "checkpoints").glob("*.pkl"))) == 3
     assert report["failed_chunks"] == []
     assert (out / "histograms.root").is_file() and (out / "histograms.pkl").is_file()

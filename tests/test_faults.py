@@ -17,6 +17,9 @@ from compare import assert_same_result
 import highrate
 from highrate.cli.main import main
 
+# how chunks are computed: each run computes, none takes an earlier run's results from the cache
+pytestmark = pytest.mark.usefixtures("computing")
+
 HERE = Path(__file__).resolve().parent
 FAULTY = HERE / "faulty_analysis.py"
 CHUNK = 4000

@@ -28,8 +28,10 @@ pytest.importorskip("dask_gateway_server")
 
 PASSWORD = "gw-test-password-41"
 USER = "analyst"  # the gateway lists a user's own clusters
-# dask-gateway's Gateway.__del__ closes an already closed client again, which raises and is ignored
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+# dask-gateway's Gateway.__del__ closes an already closed client again, which raises and is ignored;
+# each run computes (none takes an earlier run's results from the cache)
+pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+              pytest.mark.usefixtures("computing")]
 ZMUMU = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py"
 
 CONFIG = """

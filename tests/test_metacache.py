@@ -192,7 +192,7 @@ def test_remembered_files_are_described_by_the_driver(cache, sample, zmumu_path,
     analysis = highrate.load_analysis(zmumu_path)
     datasets = highrate.load_datasets(sample)
     paths = [Path(f) for d in datasets for f in d.files]
-    options = highrate.RunOptions(chunk_size=5000)
+    options = highrate.RunOptions(chunk_size=5000, cache=False)  # each run sends its chunks to the workers
     first_ex, second_ex, third_ex = _RecordingExecutor(), _RecordingExecutor(), _RecordingExecutor()
     first = highrate.run(analysis, datasets, options=options, executor=first_ex)
     assert first_ex.functions == ["describe_file", "process_indexed"]

@@ -78,14 +78,25 @@ def test_switched_off_and_damaged_entries(traces, sample, monkeypatch, tmp_path)
     assert plancache._load(entry) is not None
 
 
-def test_analyses_built_in_python_are_always_traced(traces, sample):
+def test_analyses_built_in_python_are_remembered_by_their_definitions(traces, sample):
+    """What tracing answers depends on the steps' definitions and the quantities histograms read,
+    not on the binning: a re-binned histogram keeps the trace, a new cut is traced."""
     import dataclasses
+
+    from highrate import Cut
 
     analysis = dataclasses.replace(highrate.load_analysis(ZMUMU / "analysis_nominal.py"), source=None)
     mc = [d for d in highrate.load_datasets(sample) if d.is_mc]
+    options = highrate.RunOptions(limit_chunks=1)
     for _ in range(2):
-        highrate.run(analysis, mc, options=highrate.RunOptions(limit_chunks=1))
-    assert len(traces) == 2
+        highrate.run(analysis, mc, options=options)
+    mll = analysis.histograms[0]
+    rebinned = dataclasses.replace(mll, axes=(dataclasses.replace(mll.axes[0], bins=7),))
+    highrate.run(dataclasses.replace(analysis, histograms=(rebinned, *analysis.histograms[1:])), mc, options=options)
+    assert len(traces) == 1
+    edited = dataclasses.replace(analysis, skim=(*analysis.skim, Cut("met", lambda ev: ev.MET.pt > 0)))
+    outcome = highrate.run(edited, mc, options=options)
+    assert len(traces) == 2 and "MET_pt" in next(iter(outcome.plans.values())).branches
 
 
 def test_an_analysis_derived_from_a_loaded_one_is_traced_again(traces, sample):
@@ -114,3 +125,7 @@ def test_an_analysis_derived_from_a_loaded_one_is_traced_again(traces, sample):
     seeds = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s},
                             capture_output=True, text=True, check=True).stdout.strip() for s in ("1", "2")}
     assert seeds == {highrate.load_analysis(ZMUMU / "analysis.py").hash()}
+    code = f"import highrate; print(highrate.load_analysis({str(ZMUMU / 'analysis.py')!r}).reads_key())"
+    seeds = {subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": s},
+                            capture_output=True, text=True, check=True).stdout.strip() for s in ("1", "2")}
+    assert seeds == {highrate.load_analysis(ZMUMU / "analysis.py").reads_key()}

@@ -14,6 +14,9 @@ from highrate.errors import ExecutorError
 from highrate.execution.executors.dask import DaskExecutor
 from highrate.execution.worker import summarize
 
+# how chunks are computed: each run computes, none takes an earlier run's results from the cache
+pytestmark = pytest.mark.usefixtures("computing")
+
 
 @pytest.fixture(scope="module")
 def inputs(sample, zmumu_path):

@@ -18,6 +18,9 @@ import highrate
 from highrate.data.replicas import FileLocations, ReplicasExhausted, first_working, ordered
 from highrate.errors import DatasetError, InputFileError
 
+# how chunks are computed: each run computes, none takes an earlier run's results from the cache
+pytestmark = pytest.mark.usefixtures("computing")
+
 
 def _mc(sample: Path) -> highrate.Dataset:
     return next(d for d in highrate.load_datasets(sample) if d.is_mc)

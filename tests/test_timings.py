@@ -15,6 +15,9 @@ from highrate.cli.main import main
 from highrate.engine.stages.clock import StageClock
 from highrate.testing import generate_file
 
+# how chunks are computed: each run computes, none takes an earlier run's results from the cache
+pytestmark = pytest.mark.usefixtures("computing")
+
 SLEEP = 0.04
 
 

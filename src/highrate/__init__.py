@@ -6,6 +6,7 @@ from highrate.engine.result import Result, accumulate
 from highrate.errors import HighrateError
 from highrate.execution.options import Progress, RunOptions, RunOutcome
 from highrate.execution.runner import run
+from highrate.interactive.session import Session
 from highrate.spec.analysis import Analysis
 from highrate.spec.histograms import Axis, Columns, Histogram
 from highrate.spec.loading import load_analysis
@@ -23,6 +24,7 @@ __all__ = [
     "Result",
     "RunOptions",
     "RunOutcome",
+    "Session",
     "ShapeVariation",
     "Weight",
     "__version__",

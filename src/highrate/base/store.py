@@ -113,7 +113,7 @@ class Store:
         specs, offset = [], 0
         for a in arrays:
             offset = -(-offset // ALIGN) * ALIGN
-            specs.append({"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes,
+            specs.append({"dtype": a.dtype.str if a.dtype.fields is None else a.dtype.descr, "shape": list(a.shape), "offset": offset, "nbytes": a.nbytes,
                           "crc": zlib.crc32(memoryview(a).cast("B")) if a.nbytes else 0})
             offset += a.nbytes
         text = json.dumps({"meta": header, "arrays": specs}, separators=(",", ":")).encode()
@@ -221,9 +221,14 @@ def _map(path: Path, specs: list[dict[str, Any]], start: int) -> list[np.ndarray
         raw = mapped[start + s["offset"]: start + s["offset"] + s["nbytes"]]
         if s["nbytes"] and zlib.crc32(raw) != s["crc"]:
             raise ValueError("checksum mismatch")
-        arrays.append(np.ndarray(s["shape"], dtype=np.dtype(s["dtype"]), buffer=raw) if s["nbytes"]
-                      else np.zeros(s["shape"], dtype=np.dtype(s["dtype"])))
+        dtype = _dtype(s["dtype"])
+        arrays.append(np.ndarray(s["shape"], dtype=dtype, buffer=raw) if s["nbytes"] else np.zeros(s["shape"], dtype))
     return arrays
+
+
+def _dtype(spec: Any) -> np.dtype:
+    """A dtype from its ``str`` or, for a record dtype, its ``descr`` (lists after JSON)."""
+    return np.dtype(spec) if isinstance(spec, str) else np.dtype([tuple(field) for field in spec])
 
 
 def _report(path: Path, err: Exception) -> None:

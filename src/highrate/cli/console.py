@@ -80,6 +80,12 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
     if stages:
         results.print("time by stage (s, all workers): " + " · ".join(f"{k} {v:.2f}" for k, v in stages.items()),
                       highlight=False)
+    cache = {k: v for k, v in report.get("cache", {}).items() if v.get("hits") or v.get("misses")}
+    if cache:
+        results.print("cache (hits/misses): " + " · ".join(
+            f"{k} {v['hits']}/{v['misses']}" for k, v in cache.items())
+            + f" · read {sum(v['bytes_read'] for v in cache.values()) / 1e6:,.1f} MB"
+            f" · wrote {sum(v['bytes_written'] for v in cache.values()) / 1e6:,.1f} MB", highlight=False)
     remote = {k: v for k, v in report.get("sources", {}).items() if k != "local"}
     for name, src in remote.items():
         results.print(

@@ -1,4 +1,4 @@
-"""The ``highrate`` command: run, demo, generate, datasets, plot, fit, cluster, rerun-failed, broker.
+"""The ``highrate`` command: run, demo, generate, datasets, plot, fit, cluster, rerun-failed, broker, cache.
 
 Each verb imports the layers it uses when it runs, so that ``highrate --help`` and the quick verbs
 do not pay for numpy, awkward and uproot (~0.3 s).
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from highrate._version import __version__
 from highrate.cli.broker import add_broker_parser
+from highrate.cli.caching import add_cache_parser
 from highrate.cli.inspecting import add_cluster_parser, add_datasets_parser
 from highrate.cli.results import add_fit_parser, add_plot_parser
 from highrate.cli.running import add_running_parsers
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     add_cluster_parser(sub)
     add_datasets_parser(sub)
     add_broker_parser(sub)
+    add_cache_parser(sub)
     return parser
 
 

@@ -17,6 +17,11 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--datasets", required=True, help="datasets YAML file")
     run.add_argument("--dataset", action="append", default=None, metavar="NAME", help="only this dataset (repeatable)")
     run.add_argument("--output", default="highrate-output", help="output folder (default: %(default)s)")
+    run.add_argument("--watch", action="store_true",
+                     help="after the run, re-run on every change of the analysis file, its helper modules or the "
+                     "datasets file, on the same warm workers, and print what changed; Ctrl-C stops")
+    run.add_argument("--watch-runs", type=int, default=None, metavar="N",
+                     help="with --watch, stop after N re-runs (for tests and scripts)")
     _run_options(run)
     add_debug(run)
     run.set_defaults(handler=_cmd_run)
@@ -24,9 +29,11 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="generate the default sample once and run the Z→μμ example on it")
     demo.add_argument("--events", type=int, default=1_000_000, help="events per sample (default: %(default)s)")
     demo.add_argument("--files", type=int, default=4, help="files per sample (default: %(default)s)")
-    demo.add_argument("--cache-dir", default=None, help="where the sample is kept (default: ~/.cache/highrate)")
+    demo.add_argument("--cache-dir", default=None,
+                      help="highrate's cache folder: the sample, and the cache of columns and stage results in its "
+                      "chunks/ (default: ~/.cache/highrate)")
     demo.add_argument("--output", default="highrate-demo", help="output folder (default: %(default)s)")
-    _run_options(demo)
+    _run_options(demo, cache_dir=False)
     add_debug(demo)
     demo.set_defaults(handler=_cmd_demo)
 
@@ -59,7 +66,7 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 
-def _run_options(p: argparse.ArgumentParser) -> None:
+def _run_options(p: argparse.ArgumentParser, *, cache_dir: bool = True) -> None:
     p.add_argument("--executor", default=None,
                    help="sequential | processes | dask (default: processes with --workers N > 1, else sequential); "
                    "see also --scheduler, --cluster")
@@ -81,6 +88,14 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="reuse the chunk results checkpointed by an earlier run into --output")
     p.add_argument("--no-checkpoints", action="store_true", help="do not store chunk results in OUTPUT/checkpoints")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-cache", action="store_true",
+                   help="neither read nor write the cache of columns and stage results (as HIGHRATE_CACHE=off)")
+    if cache_dir:
+        p.add_argument("--cache-dir", default=None, metavar="DIR",
+                       help="the cache of columns and stage results (default: $HIGHRATE_CACHE_DIR, else "
+                       "~/.cache/highrate/chunks; on Dask, each worker's own)")
+    p.add_argument("--cache-size", default=None, metavar="SIZE",
+                   help="the cache's size limit, e.g. 500M, 20G (default: $HIGHRATE_CACHE_SIZE, else 10G)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "gpu"],
                    help="where stages with a GPU version run: auto uses a GPU when CuPy finds one; gpu fails "
                    "without one (on Dask: workers started with --resources GPU=1) (default: %(default)s)")
@@ -109,7 +124,32 @@ def _options(args: argparse.Namespace, output: str):
         checkpoint_dir=None if args.no_checkpoints else str(Path(output) / "checkpoints"),
         columns_dir=str(Path(output) / "columns"),
         device=_device(args),
+        cache=False if getattr(args, "no_cache", False) else None,
+        cache_dir=_cache_dir(args),
+        cache_size=_size(getattr(args, "cache_size", None)),
     )
+
+
+def _cache_dir(args: argparse.Namespace) -> str | None:
+    """--cache-dir: the cache's folder (for the demo, highrate's cache folder, which holds it)."""
+    from highrate.base.cachedir import cache_root
+
+    folder = getattr(args, "cache_dir", None)
+    if folder and getattr(args, "command", None) == "demo":
+        return str(cache_root(folder) / "chunks")
+    return folder
+
+
+def _size(text: str | None) -> int | None:
+    from highrate.base.store import parse_size
+    from highrate.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        raise ConfigError(f"--cache-size: {err}") from None
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -192,6 +232,14 @@ def _execute_rdf(analysis_path: str | Path, datasets_path: str | Path, names: li
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.watch_runs is not None and (not args.watch or args.watch_runs < 0):
+        from highrate.errors import ConfigError
+
+        raise ConfigError("--watch-runs N needs --watch and N >= 0.")
+    if args.watch:
+        from highrate.cli.watching import watch
+
+        return watch(args.analysis, args.datasets, args.dataset, args.output, args, _options(args, args.output))
     return _execute(args.analysis, args.datasets, args.dataset, args.output, args)
 
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import pickle
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ from highrate.spec.analysis import Analysis
 
 VERSIONS = f"highrate {__version__}, awkward {ak.__version__}, numpy {np.__version__}"
 FOLDER_ENV = "HIGHRATE_CACHE_DIR"
-_worker_folder: list[str] = []  # set on a Dask worker by its plugin: that worker's own folder
+WORKER_ATTRIBUTE = "highrate_cache_folder"  # set on a Dask worker by its plugin: that worker's own folder
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,21 @@ def settings(enabled: bool | None, folder: str | None, max_bytes: int | None) ->
 
 
 def local_folder() -> str:
-    """This machine's cache of chunks: the worker plugin's choice, ``$HIGHRATE_CACHE_DIR``, or
-    ``chunks`` in highrate's cache folder."""
-    if _worker_folder:
-        return _worker_folder[-1]
-    return os.environ.get(FOLDER_ENV) or str(cache_root() / "chunks")
+    """This machine's cache of chunks: in a Dask task, the folder its worker's plugin chose; else
+    ``$HIGHRATE_CACHE_DIR``, or ``chunks`` in highrate's cache folder."""
+    found = getattr(_dask_worker(), WORKER_ATTRIBUTE, None)
+    return found or os.environ.get(FOLDER_ENV) or str(cache_root() / "chunks")
 
 
-def use_worker_folder(folder: str) -> None:
-    _worker_folder.append(folder)
+def _dask_worker() -> Any:
+    """The Dask worker running this task, if any (a worker may share its process with the driver)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.get_worker()
+    except ValueError:
+        return None
 
 
 def file_identity(item: WorkItem) -> str:
@@ -95,8 +102,8 @@ RESULTS = "results"
 
 
 def load_result(store: Store, key: str, meta: Mapping[str, Any]) -> Result | None:
-    """A chunk's cached result, if the files and metadata keys its stages read are unchanged,
-    marked as reused: it read no bytes and took no time in this run."""
+    """A chunk's cached result, if the files and metadata keys its stages read are unchanged, with
+    its counts as the run that computed it found them (like a checkpoint's), and no time."""
     entry = store.get(RESULTS, key)
     if entry is None or not all(digest(p) == s for p, s in entry.header["files"].items()):
         return None
@@ -108,8 +115,7 @@ def load_result(store: Store, key: str, meta: Mapping[str, Any]) -> Result | Non
         return None
     if not isinstance(result, Result):
         return None
-    counts = {ds: {**c, "bytes_read": 0} for ds, c in result.counts.items()}
-    return replace(result, counts=counts, sources={}, timings={}, stages={},
+    return replace(result, sources={}, timings={}, stages={},
                    cache={RESULTS: {**_counts(), "hits": 1, "bytes_read": entry.nbytes}})
 
 
@@ -145,6 +151,7 @@ class ChunkCache:
         self.base = chunk_base(self.identity, item, defaults)
         self.result_key = result_key(self.base, item.dataset, analysis_hash)
         self.columns = _counts()
+        self.results_written = 0
         self._memo: StageMemo | None = None
 
     def memo(self, analysis: Analysis, behavior: Mapping[Any, Any] | None) -> StageMemo:
@@ -181,10 +188,12 @@ class ChunkCache:
         stage cache in use, the result depends on nothing else)."""
         if self._memo is not None:
             memo = self._memo
-            save_result(self.store, self.result_key, result, memo.files, self.meta.values_of(memo.meta_read))
+            self.results_written = save_result(self.store, self.result_key, result, memo.files,
+                                               self.meta.values_of(memo.meta_read))
 
     def stats(self) -> dict[str, dict[str, int]]:
-        found = {"columns": dict(self.columns), "results": {**_counts(), "misses": 1}}
+        found = {"columns": dict(self.columns),
+                 "results": {**_counts(), "misses": 1, "bytes_written": self.results_written}}
         if self._memo is not None:
             found.update(self._memo.stats)
         return found

@@ -145,7 +145,8 @@ def run_chunks(
             tally.add(r, worker)
             feed.add(i, ref)
             if on_chunk is not None:
-                on_chunk(ref if isinstance(ref, Result) else ex.fetch(ref))  # type: ignore[attr-defined]
+                outcome = ref if isinstance(ref, tuple) else ex.fetch(ref)  # type: ignore[attr-defined]
+                on_chunk(outcome[1])
             report(tally.progress(len(accepted), len(tasks), len(failures), counts["retried"]))
         pending = [i for i in pending if i not in accepted and retryable(failures[i])]
     counts["workers"] = tally.workers

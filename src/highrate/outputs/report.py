@@ -68,6 +68,8 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
         "failed_chunks": [{k: v for k, v in f.items() if k != "traceback" or v} for f in r.failed],
         "files": _files(r.files),
         "stages": stage_costs(r.stages, totals["total"]),  # registered stages: device, calls, seconds
+        # the caches, per stage: hits, misses, bytes read and written (docs/caching.md)
+        "cache": {stage: dict(r.cache[stage]) for stage in sorted(r.cache, key=_cache_order)},
         "sources": {
             name: {**s, "events_per_s": _rate(s.get("events", 0), wall), "mb_per_s": _rate(s.get("bytes", 0) / 1e6, wall)}
             for name, s in sorted(r.sources.items())
@@ -79,6 +81,7 @@ def build_report(outcome: RunOutcome, analysis: Analysis, options: RunOptions) -
             "retries": options.retries, "checkpoint_dir": options.checkpoint_dir, "resume": options.resume,
             "chunk_timeout": options.chunk_timeout, "cluster": options.cluster,
             "max_failed_fraction": options.max_failed_fraction, "device": options.device,
+            "cache": options.cache, "cache_dir": options.cache_dir, "cache_size": options.cache_size,
         },
         "timings": outcome.timings,
         "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
@@ -101,6 +104,13 @@ def stage_costs(stages: dict[str, dict[str, dict[str, float]]], events: int) -> 
                             "to_host_s": c.get("to_host_s", 0.0), "events_per_s": _rate(events, c.get("seconds", 0.0))}
                    for device, c in sorted(devices.items())}
             for name, devices in sorted(stages.items())}
+
+
+CACHE_ORDER = ("results", "columns", "skim", "objects", "preselection", "quantities", "weights", "categories", "fill")
+
+
+def _cache_order(stage: str) -> tuple[int, str]:
+    return (CACHE_ORDER.index(stage) if stage in CACHE_ORDER else len(CACHE_ORDER), stage)
 
 
 def _when(failure: dict[str, Any]) -> float:

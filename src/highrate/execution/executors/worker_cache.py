@@ -9,7 +9,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from highrate.base.cachedir import cache_root
 from highrate.base.store import Store, max_bytes_from_env
-from highrate.execution.caching import FOLDER_ENV, use_worker_folder
+from highrate.execution.caching import FOLDER_ENV, WORKER_ATTRIBUTE
 
 
 class CacheOnWorker(WorkerPlugin):
@@ -25,7 +25,7 @@ class CacheOnWorker(WorkerPlugin):
             os.makedirs(folder, exist_ok=True)
         except OSError:
             folder = os.path.join(worker.local_directory, "highrate-cache")
-        use_worker_folder(folder)
+        setattr(worker, WORKER_ATTRIBUTE, folder)
         store = Store(folder, max_bytes_from_env())
         if sum(size for _, size, _ in store.entries()) > store.max_bytes:
             store.prune(int(store.max_bytes * 0.8))
