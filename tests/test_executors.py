@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from compare import assert_same_result
+from compare import assert_same_counts, assert_same_result
 
 import highrate
 from highrate.cli.main import main
@@ -159,7 +159,7 @@ def test_a_worker_that_dies_is_replaced_and_its_chunk_run_again(sample, zmumu_pa
     assert outcome.result.histograms.keys() == sequential.histograms.keys()
     for key, h in sequential.histograms.items():
         np.testing.assert_array_equal(outcome.result.histograms[key].values(), h.values(), err_msg=str(key))
-    assert outcome.result.counts == sequential.counts
+    assert_same_counts(outcome.result, sequential)  # the retry may take the columns the killed one cached
 
 
 def test_a_chunk_that_always_kills_its_worker_is_reported(sample, zmumu_path):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from highrate import _version
+from highrate.base.cachedir import cache_root
 from highrate.errors import ConfigError, ExecutorError, WorkerLostError
 from highrate.execution.clusters.environment import check_workers
+from highrate.execution.executors.placement import Homes
 from highrate.execution.executors.worker_cache import CacheOnWorker
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,9 @@ class DaskExecutor:
     name = "dask"
     # keyword arguments of map_unordered / map_keep beyond the protocol; resources: what each task
     # needs of a worker ({"GPU": 1}: only workers started with --resources GPU=1 run it)
-    # placement: item → key; each key has a home worker (rendezvous hashing over the live workers),
-    # where its task goes when that worker is alive (allow_other_workers: never a wait), so a
-    # chunk returns to the worker whose cache holds it and a lost worker only moves its own keys
+    # placement: item → key; an item goes back to the worker that ran its key last (whose cache
+    # holds it) while that worker is alive, as a preference (allow_other_workers: never a wait);
+    # an item never run, or whose worker is gone, goes wherever the scheduler sends it
     takes = frozenset({"on_lost", "resources", "placement"})
 
     def __init__(self, *, workers: int | None = None, scheduler: str | None = None,
@@ -61,7 +62,15 @@ class DaskExecutor:
                 self.client = distributed.Client(self._cluster)
         except OSError as err:
             raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler!r}: {err}") from err
+        self._setup()
+
+    def _setup(self) -> None:
+        """The cache plugin on every worker, and where chunks ran before on this scheduler (kept
+        between commands for an existing cluster; a cluster of our own starts afresh)."""
         self.client.register_plugin(CacheOnWorker())
+        scheduler = self.client.scheduler_info().get("id", "")
+        own = self._cluster is not None or not scheduler
+        self._homes = Homes(None if own else cache_root() / "placement" / f"{scheduler}.json")
         log.info("Dask dashboard: %s", self.client.dashboard_link)
 
     def _check_workers(self, scheduler: str) -> None:
@@ -82,7 +91,7 @@ class DaskExecutor:
         executor = cls.__new__(cls)
         executor.client = client
         executor._cluster = cluster
-        client.register_plugin(CacheOnWorker())
+        executor._setup()
         return executor
 
     @property
@@ -119,20 +128,41 @@ class DaskExecutor:
         futures = self._submit(function, items, resources, placement)
         summaries = {self.client.submit(summarize, f, pure=False): (f, item)
                      for f, item in zip(futures, items, strict=True)}
-        for summary in distributed.as_completed(summaries):
-            future, item = summaries.pop(summary)
-            result = _result(summary, item, on_lost)
-            yield result, (None if future.status == "error" else future)
-            summary.release()
+        ran: list[tuple[str, Any]] = []  # (placement key, future) of finished items, to note where they ran
+        try:
+            for summary in distributed.as_completed(summaries):
+                future, item = summaries.pop(summary)
+                result = _result(summary, item, on_lost)
+                if placement is not None and future.status == "finished":
+                    ran.append((placement(item), future))
+                    if len(ran) >= 64:
+                        self._note(ran)
+                yield result, (None if future.status == "error" else future)
+                summary.release()
+        finally:
+            self._note(ran)
+
+    def _note(self, ran: list[tuple[str, Any]]) -> None:
+        """Remember the worker that holds each finished item's result (where it ran)."""
+        if not ran:
+            return
+        with contextlib.suppress(Exception):  # a lost scheduler is said elsewhere; this is a hint
+            where = self.client.who_has([f for _, f in ran])
+            self._homes.note({key: where[f.key][0] for key, f in ran if where.get(f.key)})
+        ran.clear()
 
     def _submit(self, function: Callable[[Any], Any], items: list[Any], resources: dict[str, float] | None,
                 placement: Callable[[Any], str] | None) -> list[Any]:
-        if placement is None:
+        homes = [None] * len(items)
+        if placement is not None:
+            alive = set(self.client.scheduler_info().get("workers", {}))
+            homes = [self._homes.of(placement(item), alive) for item in items]
+        if not any(homes):  # (one map call: Dask queues the tasks and hands them out as workers free up)
             return list(self.client.map(function, items, pure=False, resources=resources))
-        workers = sorted(self.client.scheduler_info().get("workers", {}))
-        return [self.client.submit(function, item, pure=False, resources=resources, allow_other_workers=True,
-                                   workers=[home(placement(item), workers)] if workers else None)
-                for item in items]
+        return [self.client.submit(function, item, pure=False, resources=resources, workers=[home],
+                                   allow_other_workers=True) if home else
+                self.client.submit(function, item, pure=False, resources=resources)
+                for item, home in zip(items, homes, strict=True)]
 
     def _check_resources(self, resources: dict[str, float] | None) -> None:
         """Tasks needing resources no worker declares would wait for ever: say so instead."""
@@ -153,15 +183,10 @@ class DaskExecutor:
             return ref.result()
 
     def close(self) -> None:
+        self._homes.save()
         self.client.close()
         if self._cluster is not None:
             self._cluster.close()
-
-
-def home(key: str, workers: list[str]) -> str:
-    """The worker a key belongs to: the highest hash of (key, worker) — when a worker goes, only
-    its keys move, each to the next best."""
-    return max(workers, key=lambda w: hashlib.sha256(f"{key}|{w}".encode()).digest())
 
 
 def _result(future: Any, item: Any, on_lost: Callable[[Any, WorkerLostError], Any] | None) -> Any:
