@@ -5,8 +5,9 @@ Executors whose results can stay where they were computed (Dask) also offer
 ``map_keep(function, items, summarize)``, ``combine(function, refs)`` and ``fetch(ref)``, so
 the runner merges results in a tree on the cluster instead of on the driver. Optional keyword
 arguments an executor understands are listed in its ``takes``: ``affinity`` (item → key; items
-of a key go to one worker) and ``on_lost`` ((item, WorkerLostError) → the result to yield for
-an item whose worker died).
+of a key go to one worker), ``placement`` (item → key; an item goes back to the worker that ran
+its key last, whose cache holds it), ``resources`` (what a worker must declare) and ``on_lost``
+((item, WorkerLostError) → the result to yield for an item whose worker died).
 Chosen by name through a registry (third parties: entry-point group ``highrate.executors``).
 """
 
