@@ -6,29 +6,42 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-_local = threading.local()
 _digests: dict[tuple[str, int, int], str] = {}  # (path, mtime ns, size) → sha256
+
+
+class Notices:
+    """What code running in this thread noted (files read, metadata keys), collected by each
+    enclosing :meth:`collect` block."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def note(self, items: Iterable[str]) -> None:
+        for found in getattr(self._local, "stack", ()):
+            found.update(items)
+
+    @contextmanager
+    def collect(self) -> Iterator[set[str]]:
+        """What is noted while the block runs (nested blocks see it too)."""
+        stack = self._local.__dict__.setdefault("stack", [])
+        found: set[str] = set()
+        stack.append(found)
+        try:
+            yield found
+        finally:
+            stack.remove(found)
+
+
+_files = Notices()
+reads = _files.collect  # the files the block read
 
 
 def note_read(path: str | os.PathLike[str]) -> None:
     """Tell the stages running in this thread that they read ``path``."""
-    for found in getattr(_local, "stack", ()):
-        found.add(os.path.abspath(os.fspath(path)))
-
-
-@contextmanager
-def reads() -> Iterator[set[str]]:
-    """The files noted while the block runs (nested blocks see them too)."""
-    stack = _local.__dict__.setdefault("stack", [])
-    found: set[str] = set()
-    stack.append(found)
-    try:
-        yield found
-    finally:
-        stack.remove(found)
+    _files.note((os.path.abspath(os.fspath(path)),))
 
 
 def digest(path: str) -> str | None:

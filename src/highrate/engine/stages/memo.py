@@ -12,13 +12,11 @@ while they are unchanged, and their content joins the keys after it.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from highrate.base.inputs import digest, reads
+from highrate.base.inputs import Notices, digest, reads
 from highrate.base.packing import Unpackable, pack, unpack
 from highrate.base.store import Corrupt, Entry, Store
 from highrate.devices.registry import Stage
@@ -65,25 +63,13 @@ class SeenMeta(Mapping[str, Any]):
     keys they read: a result is kept with those keys' values, and used while they are the same
     (a changed cross-section recomputes the weights that read it, not the skim)."""
 
-    _local = threading.local()
+    keys = Notices()  # ``SeenMeta.keys.collect()``: the keys read while the block runs
 
     def __init__(self, meta: Mapping[str, Any]) -> None:
         self._meta = meta
 
-    @classmethod
-    @contextmanager
-    def reading(cls) -> Iterator[set[str]]:
-        stack = cls._local.__dict__.setdefault("stack", [])
-        found: set[str] = set()
-        stack.append(found)
-        try:
-            yield found
-        finally:
-            stack.remove(found)
-
     def _note(self, keys: Iterable[str]) -> None:
-        for found in getattr(self._local, "stack", ()):
-            found.update(keys)
+        self.keys.note(keys)
 
     def __getitem__(self, key: str) -> Any:
         self._note((key,))
@@ -211,7 +197,7 @@ class StageMemo:
                  encode: Callable[[T], Any]) -> tuple[T, dict[str, str | None], dict[str, str]]:
         assert self.store is not None
         self._count(stage, "misses")
-        with reads() as read, SeenMeta.reading() as keys:
+        with reads() as read, SeenMeta.keys.collect() as keys:
             value = compute()
         files = {path: digest(path) for path in sorted(read)}
         meta = self.meta.values_of(keys)
