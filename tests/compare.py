@@ -24,9 +24,9 @@ def assert_same_counts(a: highrate.Result, b: highrate.Result) -> None:
     if any(r.cache.get("columns", {}).get("hits") for r in (a, b)):
         a_counts, b_counts = ({ds: {k: v for k, v in c.items() if k != "bytes_read"} for ds, c in r.counts.items()}
                               for r in (a, b))
-        assert a_counts == b_counts
+        assert a_counts == b_counts, (a_counts, b_counts)
     else:
-        assert a.counts == b.counts
+        assert a.counts == b.counts, (a.counts, b.counts)
 
 
 def assert_matches_reference(result: highrate.Result, truth: dict[str, dict]) -> None:

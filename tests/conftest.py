@@ -23,6 +23,15 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_chunk_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each module's own cache of columns and stage results, for its module-scoped fixtures: a
+    reference result computed there never comes from another module's runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HIGHRATE_CACHE_DIR", str(tmp_path_factory.mktemp("module-chunk-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_chunk_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's own cache of columns and stage results: its first run computes (and fills the
