@@ -70,7 +70,10 @@ def print_summary(report: dict[str, Any], outdir: str | None = None) -> None:
     results.print(table)
     now = report.get("events_this_run", report["events"])["total"]
     if now != report["events"]["total"]:
-        results.print(f"{report['events']['total'] - now:,} events taken from checkpoints; the rates are over the "
+        chunks = report["chunks"]
+        source = " and ".join(name for name, n in (("checkpoints", chunks.get("resumed")),
+                                                   ("the cache", chunks.get("cached"))) if n) or "checkpoints"
+        results.print(f"{report['events']['total'] - now:,} events taken from {source}; the rates are over the "
                       f"{now:,} processed in this run", highlight=False)
     results.print(
         f"wall {report['wall_s']:.2f} s · read {report['bytes_read'] / 1e6:,.1f} MB compressed "

@@ -39,7 +39,7 @@ class Pass:
     """What one pass of ``_downstream`` computed, and the event fields each part read, so that a
     shape variation reuses whatever does not depend on the fields it changed."""
 
-    events: Any = None  # the preselected events, objects included
+    events: Any = None  # the preselected events, objects included (a Later: built when first used)
     cat_masks: dict[str, Any] = field(default_factory=dict)
     part_masks: dict[str | None, Any] = field(default_factory=dict)  # subsamples' masks (None: no subsamples)
     presel_mask: Any = None
