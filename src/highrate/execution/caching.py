@@ -34,6 +34,8 @@ from highrate.spec.analysis import Analysis
 VERSIONS = f"highrate {__version__}, awkward {ak.__version__}, numpy {np.__version__}"
 FOLDER_ENV = "HIGHRATE_CACHE_DIR"
 WORKER_ATTRIBUTE = "highrate_cache_folder"  # set on a Dask worker by its plugin: that worker's own folder
+COLUMNS, RESULTS = "columns", "results"  # the store's kinds of entry (stage results: memo.KIND)
+STATS = "stats.json"  # hit and miss totals over the runs, for `highrate cache info`
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,6 @@ def result_key(base: str, dataset: str, analysis_hash: str) -> str:
     """A whole chunk's result: the analysis as a whole (histograms included) on the chunk."""
     return combine("result", base, analysis_hash, dataset)
 
-
-RESULTS = "results"
 
 
 def load_result(store: Store, key: str, meta: Mapping[str, Any]) -> Result | None:
@@ -199,14 +199,10 @@ class ChunkCache:
         return found
 
 
-COLUMNS = "columns"
-
 
 def _counts() -> dict[str, int]:
     return {"hits": 0, "misses": 0, "bytes_read": 0, "bytes_written": 0}
 
-
-STATS = "stats.json"
 
 
 def record_run(settings: CacheSettings, counts: Mapping[str, Mapping[str, int]]) -> None:

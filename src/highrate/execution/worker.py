@@ -24,7 +24,7 @@ from highrate.engine.events import filter_arrays
 from highrate.engine.result import Result, accumulate
 from highrate.engine.stages.chunk_recorder import ChunkRecorder
 from highrate.engine.stages.clock import StageClock
-from highrate.engine.stages.memo import Later
+from highrate.engine.stages.memo import NO_MEMO, Later
 from highrate.engine.stages.pipeline import run_stages
 from highrate.errors import (
     HighrateError,
@@ -152,13 +152,12 @@ def _run(
             raise
         return schema.build(columns, int(np.count_nonzero(mask)))
 
+    # with a cache, the stages see the metadata through it (it keeps with each result the keys read)
+    source, meta, memo = ((events(), plan.meta, NO_MEMO) if cache is None
+                          else (Later(events), cache.meta, cache.memo(analysis, behavior)))
     try:
-        if cache is None:
-            run_stages(analysis, events(), plan.meta, recorder, skim_filter=skim_filter, deps=plan.deps, clock=clock)
-        else:
-            # the stages see the metadata through the cache, which keeps with each result the keys it read
-            run_stages(analysis, Later(events), cache.meta, recorder, n_events=item.entries, skim_filter=skim_filter,
-                       deps=plan.deps, clock=clock, memo=cache.memo(analysis, behavior))
+        run_stages(analysis, source, meta, recorder, n_events=item.entries, skim_filter=skim_filter, deps=plan.deps,
+                   clock=clock, memo=memo)
     finally:
         if "deferred" in read:
             read["deferred"].close()

@@ -59,7 +59,8 @@ def run_stages(
     if isinstance(events, Later):
         source, tracing = events, False
     else:
-        source, tracing, n_events = Later.now(events), is_tracing(events), None if is_tracing(events) else len(events)
+        tracing = is_tracing(events)
+        source, n_events = Later.now(events), None if tracing else len(events)
     del events  # the caller hands them over: the full chunk's columns can go once they are skimmed
     if tracing:
         memo = NO_MEMO
