@@ -92,3 +92,15 @@ def test_several_variations_at_once_equal_one_by_one(tmp_path):
                                   ak.to_numpy(ak.flatten(muons.pt)).astype(float), syst)
         expected = np.array([np.prod(x) for x in ak.unflatten(flat, ak.num(muons))])
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_file_changed_on_disk_is_compiled_anew(tmp_path):
+    """A long-lived process (a Session, --watch) sees the new numbers of a correction file
+    rewritten while it runs: the compiled table follows the file, not its name."""
+    path = _file(tmp_path, "clamp")
+    ntrue = np.array([5.0, 15.0, 30.0, 50.0])
+    np.testing.assert_array_equal(evaluate(load_correction(path, "pu"), ntrue), [0.5, 1.0, 1.5, 2.0])
+    doc = json.loads(path.read_text())
+    doc["corrections"][1]["data"]["content"] = [5.0, 10.0, 15.0, 20.0]
+    path.write_text(json.dumps(doc, indent=1))  # another size, whatever the clock's resolution
+    np.testing.assert_array_equal(evaluate(load_correction(path, "pu"), ntrue), [5.0, 10.0, 15.0, 20.0])

@@ -31,6 +31,7 @@ def add_cache_parser(sub: argparse._SubParsersAction) -> None:
 def _cache(args: argparse.Namespace) -> int:
     from highrate.base.store import Store, max_bytes_from_env, parse_size
     from highrate.cli.console import results
+    from highrate.cli.uptodate import forget
     from highrate.errors import ConfigError
     from highrate.execution.caching import local_folder, read_stats
 
@@ -39,8 +40,9 @@ def _cache(args: argparse.Namespace) -> int:
     if args.cache_command == "clear":
         before = store.info()
         store.clear()
-        results.print(f"cleared {before['entries']:,} entries ({before['bytes'] / 1e6:,.1f} MB) from {folder}",
-                      highlight=False)
+        stamps = forget()  # outputs said up to date would be so without the cache too: no harm, but clear means clear
+        results.print(f"cleared {before['entries']:,} entries ({before['bytes'] / 1e6:,.1f} MB) from {folder}"
+                      f" and {stamps} up-to-date stamp(s)", highlight=False)
         return 0
     if args.cache_command == "prune":
         try:

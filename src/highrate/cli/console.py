@@ -21,7 +21,8 @@ from rich.table import Table
 from highrate.execution.options import Progress as RunProgress
 
 console = Console(stderr=True)  # progress, notes and errors
-results = Console()  # the summary: the command's output, on stdout so that it can be piped
+results = Console(record=True)  # the summary: the command's output, on stdout so that it can be piped;
+# recorded, for the up-to-date stamp (cli/uptodate.py) to print again
 
 
 @contextmanager

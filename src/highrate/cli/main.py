@@ -19,11 +19,16 @@ from highrate.cli.caching import add_cache_parser
 from highrate.cli.inspecting import add_cluster_parser, add_datasets_parser
 from highrate.cli.results import add_fit_parser, add_plot_parser
 from highrate.cli.running import add_running_parsers
+from highrate.cli.uptodate import check, stamp_path
 from highrate.errors import HighrateError, UserCodeError
 
 
 def console_main() -> None:
     """The ``highrate`` console script (and ``python -m highrate``): :func:`main`, then exit."""
+    summary = check(sys.argv[1:])  # outputs up to date: the last run's summary, without imports
+    if summary is not None:
+        sys.stdout.write(summary)
+        sys.exit(0)
     code = main()
     # The process ends here. Frozen, the objects it leaves (every module numpy, awkward and hist
     # brought) are skipped by the interpreter's final garbage collection: ~50 ms less per command.
@@ -35,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default: this process's arguments); returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.stamp = stamp_path(args.argv)  # where an up-to-date check would look (before the setdefault below)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # distributed logs at INFO by default (~30 lines a run): read by it, and by the workers it
     # starts, when it is imported; a user's own DASK_LOGGING__DISTRIBUTED wins

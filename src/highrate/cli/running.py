@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from highrate.cli.flags import add_debug
 from highrate.errors import RunFailedError
@@ -179,7 +180,7 @@ def _executor(args: argparse.Namespace) -> str:
 
 def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[str] | None, output: str,
              args: argparse.Namespace) -> int:
-    from highrate.cli.console import console, print_summary, progress_bar
+    from highrate.cli.console import console, print_summary, progress_bar, results
     from highrate.data.datasets import load_datasets, select
     from highrate.execution.executors import make_executor
     from highrate.execution.runner import run
@@ -207,10 +208,31 @@ def _execute(analysis_path: str | Path, datasets_path: str | Path, names: list[s
     inputs = {"analysis": str(Path(analysis_path).resolve()), "datasets": str(Path(datasets_path).resolve()),
               "dataset_names": names}
     report = write_outputs(output, outcome, analysis, options, inputs=inputs)
+    results.export_text(clear=True)  # what it printed before: not this run's summary
     print_summary(report, output)
     if failed is not None:
         raise failed
+    if not report["failed_chunks"]:
+        _stamp(args, [analysis_path, datasets_path], datasets, analysis, options, outcome, output)
     return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
+
+
+def _stamp(args: argparse.Namespace, paths: list[str | Path], datasets: list[Any], analysis: Any, options: Any,
+           outcome: Any, output: str) -> None:
+    """Record what the outputs were made from (cli/uptodate.py), when every chunk's result went
+    through this machine's cache and nothing is read from elsewhere."""
+    from highrate.base.cachedir import caching_enabled
+    from highrate.cli.console import results
+    from highrate.cli.uptodate import applies, record
+
+    argv, stamp = getattr(args, "argv", None), getattr(args, "stamp", None)
+    files = [url for d in datasets for f in d.files for url in d.where(f).replicas]
+    if (argv is None or stamp is None or not applies(argv) or options.executor not in ("sequential", "processes")
+            or options.cache is False or not caching_enabled() or analysis.save_columns is not None
+            or any("://" in url for url in files)):
+        return
+    record(stamp, summary=results.export_text(clear=True), files=[*map(str, paths), *files],
+           reads=outcome.result.inputs, globs=[p for d in datasets for p in d.patterns], outputs=output)
 
 
 

@@ -43,7 +43,7 @@ class Dense:
     tables: dict[Any, Table]
 
 
-_compiled: dict[tuple[str, str], Dense | None] = {}
+_compiled: dict[tuple[str, str], tuple[Any, Dense | None]] = {}  # (path, name) → (its correctionlib object, form)
 _lock = threading.Lock()
 
 
@@ -52,9 +52,10 @@ def dense_of(path: Path, name: str, inputs: list[tuple[str, str]], impl: Any) ->
     the correctionlib object), or None when it has another shape."""
     key = (str(path), name)
     with _lock:
-        if key not in _compiled:
-            _compiled[key] = _compile(path, name, inputs, impl)
-        return _compiled[key]
+        found = _compiled.get(key)
+        if found is None or found[0] is not impl:  # a file changed on disk is loaded anew: compile it again
+            found = _compiled[key] = (impl, _compile(path, name, inputs, impl))
+        return found[1]
 
 
 def lookup(dense: Dense, columns: list[Any]) -> np.ndarray | None:

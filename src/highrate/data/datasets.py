@@ -42,6 +42,7 @@ class Dataset:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     locations: Mapping[str, FileLocations] = field(default_factory=dict)  # files with replicas
     access: AccessOptions = field(default_factory=AccessOptions)
+    patterns: tuple[str, ...] = ()  # the local globs its files were expanded from (absolute)
 
     @property
     def is_mc(self) -> bool:
@@ -155,6 +156,8 @@ def parse_dataset(
         metadata=dict(metadata),
         locations={f.name: f for f in located if f.replicas != (f.name,)},
         access=access or AccessOptions(),
+        patterns=tuple(_local_path(f, base) for f in files if isinstance(f, str) and "://" not in f
+                       and _GLOB_CHARS & set(f)),
     )
 
 
@@ -180,7 +183,7 @@ def expand_files(
                 )
             out.append(FileLocations.single(pattern))
             continue
-        full = pattern if os.path.isabs(pattern) else str(base / pattern)
+        full = _local_path(pattern, base)
         if _GLOB_CHARS & set(pattern):
             matches = sorted(glob.glob(full, recursive=True))
             if not matches:
@@ -196,6 +199,10 @@ def expand_files(
                 raise DatasetError(f"{where}: file {url!r} is listed twice (its events would be counted twice).")
             seen.add(key)
     return out
+
+
+def _local_path(pattern: str, base: Path) -> str:
+    return pattern if os.path.isabs(pattern) else str(base / pattern)
 
 
 def _known_keys(mapping: dict[str, Any], known: tuple[str, ...], where: str) -> None:

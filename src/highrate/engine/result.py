@@ -25,7 +25,9 @@ class Result:
     ``timings[stage]`` the seconds the chunks spent in each stage kind (read, skim, objects, ...);
     ``stages[name][device]`` a registered stage's ``calls``, ``seconds`` and ``to_host_s`` there;
     ``cache[stage]`` the cache's ``hits``, ``misses``, ``bytes_read`` and ``bytes_written`` for
-    each stage, the columns (``columns``) and whole chunk results (``results``).
+    each stage, the columns (``columns``) and whole chunk results (``results``);
+    ``inputs[path]`` the content digest of each file the stages read (corrections, golden JSONs),
+    as the stage cache saw it.
 
     Chunk results hold histograms as :class:`highrate.engine.binning.Binned` sums; :func:`finished`
     turns them into ``hist.Hist`` once the run's result is complete.
@@ -41,6 +43,7 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)
     stages: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # registered: device costs
     cache: dict[str, dict[str, int]] = field(default_factory=dict)
+    inputs: dict[str, str | None] = field(default_factory=dict)
 
 
 def accumulate(results: Iterable[Result]) -> Result:
@@ -69,6 +72,7 @@ def accumulate(results: Iterable[Result]) -> Result:
         _merge_tree(out.sources, r.sources)
         _merge_tree(out.stages, r.stages)
         _merge_tree(out.cache, getattr(r, "cache", {}))  # (results pickled before the cache had none)
+        out.inputs.update(getattr(r, "inputs", {}))
     return out
 
 

@@ -14,7 +14,7 @@ import json
 import os
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ def load_result(store: Store, key: str, meta: Mapping[str, Any]) -> Result | Non
         return None
     if not isinstance(result, Result):
         return None
-    return replace(result, sources={}, timings={}, stages={},
+    return replace(result, sources={}, timings={}, stages={}, inputs=dict(entry.header["files"]),
                    cache={RESULTS: {**_counts(), "hits": 1, "bytes_read": entry.nbytes}})
 
 
@@ -183,12 +183,13 @@ class ChunkCache:
         """The chunk's whole result from an earlier run, marked as reused."""
         return load_result(self.store, self.result_key, self.meta)
 
-    def keep_result(self, result: Result) -> None:
-        """Keep the chunk's result, with the files and metadata keys its stages read (with the
-        stage cache in use, the result depends on nothing else)."""
+    def keep_result(self, result: Result, read: Iterable[str] = ()) -> None:
+        """Keep the chunk's result, with the files and metadata keys its stages read: those the
+        cached stages found in their entries, and ``read`` (paths read while it ran)."""
         if self._memo is not None:
             memo = self._memo
-            self.results_written = save_result(self.store, self.result_key, result, memo.files,
+            result.inputs = {**memo.files, **{path: digest(path) for path in read}}
+            self.results_written = save_result(self.store, self.result_key, result, result.inputs,
                                                self.meta.values_of(memo.meta_read))
 
     def stats(self) -> dict[str, dict[str, int]]:

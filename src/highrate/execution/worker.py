@@ -9,6 +9,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from highrate.base.inputs import reads
 from highrate.base.optional import require
 from highrate.data.io.baskets import FetchStats
 from highrate.data.io.deferred import Deferred
@@ -56,16 +57,19 @@ def process_chunk(task: Task) -> Result:
                 return reused
         # registered stages run in their version for the device the run asked for, as found here
         analysis = task.analysis.get().on_device(resolve(task.device), stage_times)
-        try:
-            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
-                                                                         late=True, clock=clock, cache=cache)
-        except UnknownQuantityError:
-            if not plan.late:
-                raise
-            # the skim read a branch tracing did not see it read: read everything before it
-            clock = StageClock()
-            (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
-                                                                         late=False, clock=clock, cache=cache)
+        # every file the chunk's stages read (not only those of the cached stages: with shape
+        # variations, weights run outside the stage cache), which its cached result depends on
+        with reads() as read_here:
+            try:
+                (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
+                                                                             late=True, clock=clock, cache=cache)
+            except UnknownQuantityError:
+                if not plan.late:
+                    raise
+                # the skim read a branch tracing did not see it read: read everything before it
+                clock = StageClock()
+                (recorder, nbytes, fetched), served, replica_failures = _run(analysis, item, plan, task.timeout,
+                                                                             late=False, clock=clock, cache=cache)
     except Exception as err:  # reported with its chunk; the runner decides to retry, skip or stop
         if not isinstance(err, HighrateError):
             for replica in item.sources:
@@ -96,7 +100,7 @@ def process_chunk(task: Task) -> Result:
     }
     if cache is not None:
         if not recorder.tables:  # (a chunk that saves columns writes its files each time)
-            cache.keep_result(result)
+            cache.keep_result(result, read_here)
         result.cache = cache.stats()
     return result
 
