@@ -65,6 +65,9 @@ def test_an_unchanged_command_is_answered_from_the_stamp_and_any_input_makes_it_
     assert {p.name: p.stat().st_mtime_ns for p in (work / "out").iterdir() if p.is_file()} == made
     assert len(mll(work)) == 120
 
+    (work / "analysis.py").write_text((work / "analysis.py").read_text())  # saved, not edited
+    assert highrate(work).startswith("up to date")
+
     (work / "helper.py").write_text("BINS = 60\n")  # a module the analysis imports
     assert not highrate(work).startswith("up to date")
     assert len(mll(work)) == 60

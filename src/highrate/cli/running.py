@@ -231,7 +231,7 @@ def _stamp(args: argparse.Namespace, paths: list[str | Path], datasets: list[Any
             or options.cache is False or not caching_enabled() or analysis.save_columns is not None
             or any("://" in url for url in files)):
         return
-    record(stamp, summary=results.export_text(clear=True), files=[*map(str, paths), *files],
+    record(stamp, summary=results.export_text(clear=True), sources=map(str, paths), files=files,
            reads=outcome.result.inputs, globs=[p for d in datasets for p in d.patterns], outputs=output)
 
 

@@ -5,7 +5,8 @@ were made from: the command line, the analysis file and every module loaded from
 Python installation (the analysis' helpers, an editable highrate), the installed distributions,
 the datasets file and its globs' matches, the input files, the files the stages read
 (corrections, golden JSONs) and the outputs themselves. The same command finds its stamp, checks
-each of those with a ``stat`` (and a checksum where a stage read the file) and, when nothing
+each of those with a ``stat`` (and by content for the code, the datasets file and what the
+stages read, so that a save without an edit changes nothing) and, when nothing
 moved, prints the recorded summary without importing numpy, awkward or uproot: an unchanged
 re-run costs the interpreter's start, not the ~0.5 s of imports before the result cache.
 
@@ -27,7 +28,7 @@ from pathlib import Path
 from highrate.base.cachedir import cache_root, caching_enabled, store_json
 from highrate.base.inputs import digest
 
-FORMAT = 1
+FORMAT = 2
 VERBS = ("run", "demo")  # the verbs whose outputs are a pure function of what the stamp lists
 _FORCING = ("--no-cache", "--watch", "--resume", "--help", "-h")  # and those that must always run
 _ENV_PREFIXES = ("HIGHRATE_", "DASK_")
@@ -60,6 +61,7 @@ def check(argv: Sequence[str]) -> str | None:
     try:
         fresh = (stamp["format"] == FORMAT and stamp["environment"] == environment()
                  and all(_stat(p) == s for p, s in stamp["files"].items())
+                 and all(_stat(p) == s or digest(p) == d for p, (s, d) in stamp["sources"].items())
                  and all(digest(p) == d for p, d in stamp["reads"].items())
                  and all(sorted(glob.glob(p, recursive=True)) == m for p, m in stamp["globs"].items()))
     except (KeyError, TypeError):
@@ -67,24 +69,27 @@ def check(argv: Sequence[str]) -> str | None:
     if not fresh:
         return None
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp["written"]))
-    return (f"up to date: nothing this run depends on changed since {when} ({len(stamp['files'])} files, "
+    return (f"up to date: nothing this run depends on changed since {when} "
+            f"({len(stamp['files']) + len(stamp['sources'])} files, "
             f"{len(stamp['reads'])} read by stages, the installed libraries); that run's summary:\n"
             + stamp["summary"])
 
 
-def record(stamp: Path, *, summary: str, files: Iterable[str], reads: Mapping[str, str | None],
-           globs: Iterable[str], outputs: str | os.PathLike[str]) -> None:
-    """Write the stamp (:func:`stamp_path`) of a finished run: ``files`` it read (input files, the analysis and
-    datasets files), ``reads`` (path → digest) its stages read, the local ``globs`` its datasets
-    expanded, and every file in ``outputs``. The modules loaded now are added."""
+def record(stamp: Path, *, summary: str, sources: Iterable[str], files: Iterable[str],
+           reads: Mapping[str, str | None], globs: Iterable[str], outputs: str | os.PathLike[str]) -> None:
+    """Write the stamp (:func:`stamp_path`) of a finished run: its ``sources`` (the analysis and
+    datasets files; the modules loaded now are added), the input ``files`` it read, ``reads``
+    (path → digest) its stages read, the local ``globs`` its datasets expanded, and every file in
+    ``outputs``. Sources count as unchanged while their content is (a save without an edit);
+    input and output files while their size, modification time and inode are."""
     out = Path(outputs)
-    listed = {*files, *_module_files(), *(str(p) for p in out.iterdir() if p.is_file())}
-    stats = {os.path.abspath(p): _stat(p) for p in listed}
-    if None in stats.values():
+    stats = {os.path.abspath(p): _stat(p) for p in {*files, *(str(p) for p in out.iterdir() if p.is_file())}}
+    code = {os.path.abspath(p): [_stat(p), digest(p)] for p in {*sources, *_module_files()}}
+    if None in stats.values() or any(None in v for v in code.values()):
         return  # something went missing as the run ended: no promise to make
     store_json(stamp, {
         "format": FORMAT, "written": time.time(), "environment": environment(), "files": stats,
-        "reads": dict(reads), "globs": {p: sorted(glob.glob(p, recursive=True)) for p in globs},
+        "sources": code, "reads": dict(reads), "globs": {p: sorted(glob.glob(p, recursive=True)) for p in globs},
         "summary": summary,
     })
 
