@@ -95,6 +95,7 @@ def test_dask_distrdf_gives_the_same_histograms(sample, sequential):
     hists, report = _run(RDF, sample, sample.parent / "rdf-dask", "--executor", "dask", "--workers", "2")
     assert report["options"]["executor"] == "dask"
     assert report["events"]["total"] == 40000
+    assert report["cutflow"] == sequential[1]["cutflow"]  # DistRDF: each named filter counted
     for key, h in sequential[0].items():
         np.testing.assert_allclose(hists[key].values(flow=True), h.values(flow=True), rtol=1e-9)
 
@@ -115,3 +116,42 @@ def test_th1_becomes_hist_with_flow_and_sumw2():
     np.testing.assert_allclose(h.values(flow=True), [2.0, 2.0, 0, 0, 3.0, 1.0])
     np.testing.assert_allclose(h.variances(flow=True), [4.0, 1.5**2 + 0.5**2, 0, 0, 9.0, 1.0])
     assert h.axes[0].label == "x title"
+
+
+VARIED = '''"""The example with the muons' pT varied by ±1 % through RDataFrame's Vary."""
+import importlib.util
+
+_spec = importlib.util.spec_from_file_location("zmumu_rdf_example", {example!r})
+_example = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_example)
+
+
+def build(df, dataset):
+    scaled = df.Vary("Muon_pt", "ROOT::RVec<ROOT::RVecF>{{Muon_pt * 1.01f, Muon_pt * 0.99f}}", ["up", "down"],
+                     "muon_scale")
+    return _example.build(scaled, dataset)
+'''
+
+
+def test_vary_gives_highrate_variations_equal_to_numpy(sample, tmp_path):
+    """Vary + VariationsFor: each tag is a highrate variation (muon_scaleUp/Down) whose histogram
+    is the numpy reference run on muons scaled the same way (in float32, as RDataFrame does)."""
+    analysis = tmp_path / "varied.py"
+    analysis.write_text(VARIED.format(example=str(RDF)))
+    name = "DYJetsToLL_M-50"
+    hists, report = _run(analysis, sample, tmp_path / "out", "--dataset", name)
+    files = sorted((sample.parent / name).glob("*.root"))
+    for variation, factor in (("nominal", None), ("muon_scaleUp", 1.01), ("muon_scaleDown", 0.99)):
+        parts = []
+        for f in files:
+            d = read(str(f), is_mc=True)
+            if factor is not None:
+                d = {**d, "Muon_pt": d["Muon_pt"] * np.float32(factor)}
+            parts.append(analyse(d, is_mc=True))
+        ref = combine(parts)
+        h = hists[("mll", name, "baseline", variation)]
+        np.testing.assert_allclose(h.values(), ref["hists"]["mll"][0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(h.variances(), ref["hists"]["mll"][1], rtol=1e-9, atol=1e-9)
+        if variation == "nominal":
+            assert report["cutflow"][name]["steps"] == ref["cutflow"]
+    assert {k[3] for k in hists} == {"nominal", "muon_scaleUp", "muon_scaleDown"}

@@ -15,6 +15,7 @@ from highrate.data.datasets import Dataset
 from highrate.data.replicas import first_working
 from highrate.engine.result import Result
 from highrate.errors import HighrateError, InputFileError
+from highrate.rdf.counting import counting
 from highrate.rdf.loading import load_build, uses_vary
 from highrate.rdf.results import booked_keys, cutflow, to_hist, variation_name
 from highrate.spec.usercode import raised
@@ -87,13 +88,17 @@ def run_file(task: FileTask) -> Result:
         tree = f.Get(ds.tree)
         total = int(tree.GetEntries())
         df = root.RDataFrame(tree)
-        report = df.Report()
-        booked = book(root, task.analysis, df, ds)
-        handles = {k: varied(root, p) for k, p in booked.items()} if uses_vary(task.analysis) else booked
+        with_vary = uses_vary(task.analysis)
+        if with_vary:  # Report counts a varied filter in a varied universe: count the nominal ourselves
+            counted, report = counting(df)
+        else:
+            counted, report = df, df.Report()
+        booked = book(root, task.analysis, counted, ds)
+        handles = {k: varied(root, p) for k, p in booked.items()} if with_vary else booked
         t0 = time.perf_counter()
-        report.GetValue()  # runs the event loop once for everything booked
+        root.RDF.RunGraphs([df.Count()])  # the event loop, once for everything booked
         loop_s = time.perf_counter() - t0
-        histograms = collect(handles, ds.name, with_variations=handles is not booked)
+        histograms = collect(handles, ds.name, with_variations=with_vary)
         steps, counts = cutflow(report, total)
         bytes_read = int(f.GetBytesRead())
     finally:

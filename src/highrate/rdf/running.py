@@ -21,6 +21,7 @@ from highrate.execution.executors import Executor, make_executor
 from highrate.execution.options import RunOptions, RunOutcome
 from highrate.outputs.histograms import write_pickle, write_root
 from highrate.outputs.report import build_report, write_report
+from highrate.rdf.counting import counting
 from highrate.rdf.engine import FileTask, book, collect, import_root, run_file, varied
 from highrate.rdf.loading import load_build, source_digest, uses_vary
 from highrate.rdf.results import cutflow
@@ -77,8 +78,6 @@ def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptio
 def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions, client: Any) -> Result:
     """One DistRDF dataframe per dataset, all event loops started together."""
     root = import_root()
-    from ROOT.RDF.Experimental.Distributed.Dask import RDataFrame
-
     workers = max(1, len(client.scheduler_info().get("workers", {})))
     runs = []
     for d in datasets:
@@ -88,27 +87,24 @@ def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions
             url, failures = _openable(root, where.replicas, d.tree, where.name)
             urls.append(url)
             files[where.name] = {"served_by": {url: 1}, "replica_failures": failures}
-        df = RDataFrame(d.tree, urls, daskclient=client, npartitions=max(len(urls), workers))
+        # a distributed dataframe: ROOT.RDataFrame given a Dask client as executor (ROOT >= 6.36)
+        df = root.RDataFrame(d.tree, urls, executor=client, npartitions=max(len(urls), workers))
         count = df.Count()
-        booked = book(root, path, df, d)
+        counted, filters = counting(df)  # DistRDF books no Report: each named filter counts itself
+        booked = book(root, path, counted, d)
         handles = {k: varied(root, p) for k, p in booked.items()} if uses_vary(path) else booked
-        runs.append((d, df, count, handles, files))
+        runs.append((d, filters, count, handles, files))
     t0 = time.perf_counter()
     root.RDF.RunGraphs([count for _, _, count, _, _ in runs])
     loop_s = time.perf_counter() - t0
     results = []
-    for d, df, count, handles, files in runs:
+    for d, filters, count, handles, files in runs:
         total = int(count.GetValue())
-        steps, counts = cutflow(_report(df), total)
+        steps, counts = cutflow(filters, total)
         results.append(Result(histograms=collect(handles, d.name, with_variations=uses_vary(path)), cutflow={d.name: steps},
                               counts={d.name: {**counts, "bytes_read": _size(files), "chunks": 1}},
                               files=files, timings={"event_loop": loop_s / len(runs)}))
     return accumulate(results)
-
-
-def _report(df: Any) -> list[Any]:
-    """DistRDF books no ``Report``: the named filters' counts are not available there."""
-    return []
 
 
 def _size(files: dict[str, Any]) -> int:
