@@ -1,4 +1,5 @@
-"""The one-command demo: the default synthetic sample, generated once into a cache folder."""
+"""The one-command demos: the default synthetic sample, generated once into a cache folder, and
+the reference analysis run on it (Z→μμ, or the AGC ttbar analysis with ``highrate demo agc``)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,18 @@ DEMO_SEED = 2018
 FORMAT = 4  # bump when the generator changes, so stale caches are regenerated
 
 
-def example_dir() -> Path:
-    """The Z→μμ example: shipped in the wheel, or the repository's ``examples/zmumu``."""
-    packaged = Path(__file__).parents[1] / "_examples" / "zmumu"
+AGC_SEED = 2015
+AGC_FORMAT = 1  # bump when the AGC generator changes
+#: The demos by name: (events per sample, files per sample) by default.
+DEMOS = {"zmumu": (1_000_000, 4), "agc": (200_000, 2)}
+
+
+def example_dir(name: str = "zmumu") -> Path:
+    """An example (``zmumu``, ``agc``): shipped in the wheel, or the repository's ``examples/NAME``."""
+    packaged = Path(__file__).parents[1] / "_examples" / name
     if packaged.is_dir():
         return packaged
-    return Path(__file__).resolve().parents[3] / "examples" / "zmumu"
+    return Path(__file__).resolve().parents[3] / "examples" / name
 
 
 def demo_inputs(*, events: int, files: int, cache_dir: str | None = None) -> tuple[Path, Path]:
@@ -32,3 +39,22 @@ def demo_inputs(*, events: int, files: int, cache_dir: str | None = None) -> tup
         generate_dataset_set(folder, events=events, files=files, seed=DEMO_SEED, compression="zstd")
         done.write_text("ok\n")
     return example_dir() / "analysis.py", datasets
+
+
+def agc_inputs(*, events: int, files: int, cache_dir: str | None = None) -> tuple[Path, Path]:
+    """(analysis file, datasets file) for the AGC demo, generating its samples on first use:
+    ``events`` per sample (rounded down to a multiple of ``files``) in ``files`` files."""
+    from highrate.testing import generate_agc_set
+
+    per_file = max(1, events // max(files, 1))
+    events = per_file * files
+    folder = cache_root(cache_dir) / f"demo-agc-v{AGC_FORMAT}-{events}x{files}-seed{AGC_SEED}"
+    datasets = folder / "datasets.yaml"
+    done = folder / ".complete"
+    if not done.exists():
+        from highrate.cli.console import console
+
+        console.print(f"generating the AGC samples ({events:,} events per sample) into {folder} (once)")
+        generate_agc_set(folder, events=per_file, files=files, seed=AGC_SEED, compression="zstd")
+        done.write_text("ok\n")
+    return example_dir("agc") / "analysis.py", datasets

@@ -27,13 +27,18 @@ def add_running_parsers(sub: argparse._SubParsersAction) -> None:
     add_debug(run)
     run.set_defaults(handler=_cmd_run)
 
-    demo = sub.add_parser("demo", help="generate the default sample once and run the Z→μμ example on it")
-    demo.add_argument("--events", type=int, default=1_000_000, help="events per sample (default: %(default)s)")
-    demo.add_argument("--files", type=int, default=4, help="files per sample (default: %(default)s)")
+    demo = sub.add_parser("demo", help="generate the default sample once and run the Z→μμ example on it "
+                          "(highrate demo agc: the AGC ttbar analysis on its samples)")
+    demo.add_argument("example", nargs="?", choices=("zmumu", "agc"), default="zmumu",
+                      help="which reference analysis: zmumu (default) or agc")
+    demo.add_argument("--events", type=int, default=None,
+                      help="events per sample (default: 1000000 for zmumu, 200000 for agc)")
+    demo.add_argument("--files", type=int, default=None, help="files per sample (default: 4 for zmumu, 2 for agc)")
     demo.add_argument("--cache-dir", default=None,
                       help="highrate's cache folder: the sample, and the cache of columns and stage results in its "
                       "chunks/ (default: ~/.cache/highrate)")
-    demo.add_argument("--output", default="highrate-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--output", default=None,
+                      help="output folder (default: highrate-demo, or highrate-demo-agc for agc)")
     _run_options(demo, cache_dir=False)
     add_debug(demo)
     demo.set_defaults(handler=_cmd_demo)
@@ -293,10 +298,16 @@ def _cmd_rerun_failed(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from highrate.cli.demo import demo_inputs
+    from highrate.cli.demo import DEMOS, agc_inputs, demo_inputs
 
-    analysis, datasets = demo_inputs(events=args.events, files=args.files, cache_dir=args.cache_dir)
-    return _execute(analysis, datasets, None, args.output, args)
+    example = getattr(args, "example", "zmumu")
+    events, files = DEMOS[example]
+    events = events if args.events is None else args.events
+    files = files if args.files is None else args.files
+    inputs = agc_inputs if example == "agc" else demo_inputs
+    analysis, datasets = inputs(events=events, files=files, cache_dir=args.cache_dir)
+    output = args.output or ("highrate-demo-agc" if example == "agc" else "highrate-demo")
+    return _execute(analysis, datasets, None, output, args)
 
 
 

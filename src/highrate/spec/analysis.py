@@ -160,6 +160,11 @@ class Analysis:
         clash = {w.name for w in self.weights if w.varied} & {v.name for v in self.variations}
         if clash:
             raise ConfigError(f"analysis {self.name!r}: {sorted(clash)[0]!r} is both a weight and a shape variation.")
+        for h in self.histograms:
+            for cat in h.categories or ():
+                if cat not in self.categories:
+                    raise ConfigError(f"analysis {self.name!r}: histogram {h.name!r} names unknown category {cat!r}."
+                                      + did_you_mean(cat, self.categories))
         if self.save_columns is not None:
             for cat in self.save_columns.categories or ():
                 if cat not in self.categories:

@@ -47,18 +47,37 @@ class Axis:
 
 @dataclass(frozen=True)
 class Histogram:
-    """A histogram with weighted storage; ``axes`` are filled from named quantities."""
+    """A histogram with weighted storage; ``axes`` are filled from named quantities.
+
+    It is filled in every category, or only in ``categories`` (names of
+    ``Analysis.categories``) when given: ``Histogram("m_bjj", Axis(...), categories=["4j2b"])``.
+    """
 
     name: str
     axes: tuple[Axis, ...]
+    categories: tuple[str, ...] | None = None  # None: every category
 
-    def __init__(self, name: str, axes: Sequence[Axis] | Axis) -> None:
+    def __init__(self, name: str, axes: Sequence[Axis] | Axis, categories: Sequence[str] | str | None = None) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "axes", (axes,) if isinstance(axes, Axis) else tuple(axes))
         if not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
             raise ConfigError(f"histogram name {name!r} must be a simple identifier (it becomes a ROOT path).")
         if not self.axes:
             raise ConfigError(f"histogram {name!r} has no axes.")
+        if categories is not None:
+            categories = (categories,) if isinstance(categories, str) else tuple(categories)
+            if not categories or not all(isinstance(c, str) for c in categories):
+                raise ConfigError(f"histogram {name!r}: categories must be a non-empty list of category names "
+                                  "(leave it out to fill every category).")
+        object.__setattr__(self, "categories", categories)
+
+    def __repr__(self) -> str:  # as before categories existed when there are none: the analysis hash keeps
+        restricted = "" if self.categories is None else f", categories={self.categories!r}"
+        return f"Histogram(name={self.name!r}, axes={self.axes!r}{restricted})"
+
+    def fills(self, category: str) -> bool:
+        """Whether the histogram is filled in ``category``."""
+        return self.categories is None or category in self.categories
 
 
 

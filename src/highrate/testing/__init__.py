@@ -4,6 +4,7 @@
 >>> generate_file("dy.root", events=10_000, seed=1)  # doctest: +SKIP
 """
 
+from highrate.testing.agc import AGC_LUMI, AGC_SAMPLES, generate_agc_file, generate_agc_set
 from highrate.testing.datasets import generate_dataset_set
 from highrate.testing.nanoaod import (
     COMPRESSION_LEVELS,
@@ -15,10 +16,14 @@ from highrate.testing.nanoaod import (
 )
 
 __all__ = [
+    "AGC_LUMI",
+    "AGC_SAMPLES",
     "COMPRESSION_LEVELS",
     "DATA_SAMPLE",
     "MC_SAMPLE",
     "branch_names",
+    "generate_agc_file",
+    "generate_agc_set",
     "generate_dataset_set",
     "generate_file",
     "generate_sample",

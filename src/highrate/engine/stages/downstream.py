@@ -185,8 +185,10 @@ def downstream(
             for h in analysis.histograms:
                 same_values = nominal is not None and filled[h.name] is nominal.filled[h.name]
                 for cat in unchanged if same_values else ():
-                    recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
-                todo = {cat: mask for cat, mask in cat_part.items() if not (same_values and cat in unchanged)}
+                    if h.fills(cat):
+                        recorder.same(h, cat, NOMINAL, variation, dataset=dataset)  # what the nominal filled
+                todo = {cat: mask for cat, mask in cat_part.items()
+                        if h.fills(cat) and not (same_values and cat in unchanged)}
                 if todo:
                     recorder.fill(h, todo, filled[h.name], fills, dataset=dataset)
 
