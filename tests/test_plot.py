@@ -121,7 +121,8 @@ def test_a_plot_per_histogram_and_category(outdir: Path, plotted) -> None:
         png = outdir / "plots" / "cat_a" / f"eta_phi_{kind}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png in plotted.files
     assert not (outdir / "plots" / "cat_a" / "eta_phi.png").exists()
-    assert plotted.skipped == ["eta_phi/cat_b: no nominal histogram"]
+    assert plotted.skipped == []  # eta_phi is filled in cat_a only: nothing to draw, nothing to say
+    assert not list((outdir / "plots" / "cat_b").glob("eta_phi*"))
 
 
 def test_stack_contents_match_numpy(outdir: Path) -> None:
@@ -279,3 +280,28 @@ def test_cli_lumi_without_metadata_lumi_is_one_line(outdir: Path, tmp_path: Path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "MC dataset 'TT'" in err[0]
     assert main(["plot", str(other), "--lumi", "0"]) == 2
+
+
+def test_alternative_samples_are_a_band_not_a_stack() -> None:
+    """Datasets with ``process`` and ``systematic`` (the AGC's ttbar_ME_var, ttbar_scaleup/down)
+    are not stacked: each adds its difference to the process's nominal to the systematic band, a
+    scaleup/scaledown pair as one systematic, a single one symmetrised."""
+    ones = np.ones(EDGES.size - 1)
+    nominal, me, up, down = (np.resize(np.array(v, float), ones.size)
+                             for v in ([10, 20, 30], [12, 19, 30], [11, 22, 27], [9, 21, 31]))
+    entries = {("ttbar", "nominal"): _hist(nominal, ones), ("wjets", "nominal"): _hist(ones, ones),
+               ("ttbar_ME_var", "nominal"): _hist(me, ones), ("ttbar_scaleup", "nominal"): _hist(up, ones),
+               ("ttbar_scaledown", "nominal"): _hist(down, ones)}
+    meta = {"ttbar": {"is_mc": True, "process": "ttbar"}, "wjets": {"is_mc": True, "process": "wjets"},
+            "ttbar_ME_var": {"is_mc": True, "process": "ttbar", "systematic": "ME_var"},
+            "ttbar_scaleup": {"is_mc": True, "process": "ttbar", "systematic": "scaleup"},
+            "ttbar_scaledown": {"is_mc": True, "process": "ttbar", "systematic": "scaledown"}}
+    got = stack_contents(entries, meta)
+    assert set(got.mc) == {"ttbar", "wjets"}
+    np.testing.assert_array_equal(got.mc_total, nominal + 1)
+    assert set(got.systematics) == {"ttbar_ME_var", "ttbar_scale"}
+    me_shift = np.abs(me - nominal)  # symmetrised
+    scale_up = np.maximum(np.maximum(up - nominal, down - nominal), 0)
+    scale_down = np.minimum(np.minimum(up - nominal, down - nominal), 0)
+    np.testing.assert_allclose(got.syst_up, np.hypot(me_shift, scale_up))
+    np.testing.assert_allclose(got.syst_down, np.hypot(me_shift, scale_down))

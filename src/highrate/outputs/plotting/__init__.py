@@ -16,6 +16,7 @@ from highrate.errors import ConfigError
 from highrate.outputs.plotting.contents import (
     MapContents,
     StackContents,
+    alternate_samples,
     map_contents,
     run_lumi_fb,
     scale_mc,
@@ -65,14 +66,17 @@ def plot_outputs(
     names = choose(histograms, run.histogram_names, what="histogram")
     cats = choose(categories, run.category_names, what="category")
     meta = run.metadata
-    mc_samples = sorted({str(meta.get(ds, {}).get("sample") or ds) for (_, ds, _, _) in run.histograms
-                         if meta.get(ds, {}).get("is_mc", True)})
+    mc = {ds for (_, ds, _, _) in run.histograms if meta.get(ds, {}).get("is_mc", True)}
+    alternates = alternate_samples(meta, mc)  # in the systematic band, not stacked
+    mc_samples = sorted({str(meta.get(ds, {}).get("sample") or ds) for ds in mc - alternates.keys()})
     colors = {s: palette()[i % len(palette())] for i, s in enumerate(mc_samples)}
     shown_lumi = lumi if lumi is not None else _metadata_lumi(meta)
     year = _metadata_year(meta)
     for cat in cats:
         for name in names:
             entries = run.entries(name, cat)
+            if not entries:  # a histogram filled in other categories only
+                continue
             if not any(var == "nominal" for (_, var) in entries):
                 summary.skipped.append(f"{name}/{cat}: no nominal histogram")
                 continue

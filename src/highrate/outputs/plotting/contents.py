@@ -5,7 +5,8 @@ Pure functions of ``hist.Hist`` objects and metadata: no drawing, so they are ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,10 @@ def stack_contents(
     ``is_mc`` false are data (only their nominal is used). For each systematic ``s`` with an
     ``sUp`` or ``sDown``, per sample and bin the shift up is ``max(up-nom, down-nom, 0)`` and down
     ``min(up-nom, down-nom, 0)`` (a missing side counts as the nominal); shifts are summed over
-    samples, then combined in quadrature across systematics.
+    samples, then combined in quadrature across systematics. A dataset that is another simulation
+    of a process (:func:`alternate_samples`) is not stacked: its difference to the process's
+    nominal is a systematic of its own (a pair such as ``scaleup``/``scaledown`` one systematic,
+    a single one symmetrised).
     """
     nominal = {ds: h for (ds, var), h in entries.items() if var == NOMINAL}
     if not nominal:
@@ -96,14 +100,16 @@ def stack_contents(
         data = sum(_values(nominal[ds]) for ds in data_ds)
         data_var = sum(_variances(nominal[ds]) for ds in data_ds)
 
+    alternates = alternate_samples(metadata, [ds for ds in nominal if is_mc(ds)])
     by_sample: dict[str, list[str]] = {}
     for ds in sorted(nominal):
-        if is_mc(ds):
+        if is_mc(ds) and ds not in alternates:
             by_sample.setdefault(sample_of(ds), []).append(ds)
     if not by_sample:
         return StackContents(edges=edges, label=label, data=data, data_variances=data_var)
 
-    systematics = sorted({s[0] for (ds, var) in entries if is_mc(ds) and (s := split_variation(var))})
+    systematics = sorted({s[0] for (ds, var) in entries if is_mc(ds) and ds not in alternates
+                          and (s := split_variation(var))})
     mc = {s: sum(_values(nominal[ds]) for ds in dss) for s, dss in by_sample.items()}
     mc_var = {s: sum(_variances(nominal[ds]) for ds in dss) for s, dss in by_sample.items()}
     order = sorted(mc, key=lambda s: (float(mc[s].sum()), s))
@@ -118,6 +124,18 @@ def stack_contents(
             shift_down += np.minimum(np.minimum(d_up, d_down), 0.0)
         up2 += shift_up**2
         down2 += shift_down**2
+    for syst, members in _alternate_groups(alternates).items():  # alternative samples of a process
+        shifts = []
+        for ds in members:
+            base = [d for dss in by_sample.values() for d in dss if process_of(metadata, d) == alternates[ds][0]]
+            if base:
+                shifts.append(_values(nominal[ds]) - sum(_values(nominal[d]) for d in base))
+        if len(shifts) == 1:  # one-sided: symmetrised
+            shifts.append(-shifts[0])
+        if shifts:
+            up2 += np.maximum.reduce([np.maximum(d, 0.0) for d in shifts]) ** 2
+            down2 += np.minimum.reduce([np.minimum(d, 0.0) for d in shifts]) ** 2
+            systematics.append(syst)
     total = sum(mc.values())
     return StackContents(
         edges=edges, label=label,
@@ -126,6 +144,33 @@ def stack_contents(
         syst_up=np.sqrt(up2), syst_down=np.sqrt(down2), systematics=tuple(systematics),
         data=data, data_variances=data_var,
     )
+
+
+def process_of(metadata: Mapping[str, Mapping[str, Any]], dataset: str) -> str:
+    """The dataset's ``process`` (its ``sample``, else its name, when the metadata has none)."""
+    meta = metadata.get(dataset, {})
+    return str(meta.get("process") or meta.get("sample") or dataset)
+
+
+def alternate_samples(metadata: Mapping[str, Mapping[str, Any]], datasets: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """``{dataset: (process, systematic)}`` of the datasets that are another simulation of a
+    process (metadata ``process`` and ``systematic``, as ``ttbar_ME_var``): drawn as part of the
+    process's systematic band, not as a sample of their own."""
+    found = {}
+    for ds in datasets:
+        meta = metadata.get(ds, {})
+        if meta.get("systematic") and meta.get("process"):
+            found[ds] = (str(meta["process"]), str(meta["systematic"]))
+    return found
+
+
+def _alternate_groups(alternates: Mapping[str, tuple[str, str]]) -> dict[str, list[str]]:
+    """Alternative samples by systematic: ``scaleup`` and ``scaledown`` of one process make one."""
+    groups: dict[str, list[str]] = {}
+    for ds, (process, syst) in sorted(alternates.items()):
+        stem = re.sub(r"_?(up|down)$", "", syst, flags=re.IGNORECASE) or syst
+        groups.setdefault(f"{process}_{stem}", []).append(ds)
+    return groups
 
 
 def _values(h: hist.Hist) -> np.ndarray:

@@ -84,15 +84,19 @@ def _ratio_panel(rax, c: StackContents) -> None:
     rax.set_ylabel("Data / MC")
 
 
+RATIO_MAX = 2.5
+
+
 def _ratio_limits(values: np.ndarray) -> tuple[float, float]:
-    """0.5-1.5 unless most points fall outside: then a range around them."""
+    """0.5-1.5 unless most points fall outside: then a range around them, within 0-2.5 (a bin of
+    almost no simulation must not squash the others to a line)."""
     if values.size == 0:
         return 0.5, 1.5
     lo, hi = np.percentile(values, [5, 95])
     if lo >= 0.5 and hi <= 1.5:
         return 0.5, 1.5
     span = max(hi - lo, 0.1 * max(abs(hi), 1e-3))
-    return max(0.0, lo - 0.2 * span), hi + 0.2 * span
+    return min(max(0.0, lo - 0.2 * span), 0.5), max(min(hi + 0.2 * span, RATIO_MAX), 1.5)
 
 
 def _ylabel(edges: np.ndarray, label: str) -> str:
