@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 ROOT = pytest.importorskip("ROOT", reason="the ROOT wheel is not installed: pip install 'highrate[rdf]'")
 
@@ -155,3 +157,26 @@ def test_vary_gives_highrate_variations_equal_to_numpy(sample, tmp_path):
         if variation == "nominal":
             assert report["cutflow"][name]["steps"] == ref["cutflow"]
     assert {k[3] for k in hists} == {"nominal", "muon_scaleUp", "muon_scaleDown"}
+
+
+def test_root_urls_with_a_failing_replica_give_the_local_histograms(sample, sequential, xrootd_server, tmp_path):
+    """The MC files served by a real XRootD server, each listed with a first replica that does
+    not exist: ROOT opens the second, the report names the first's failure, and the histograms
+    are those of the local files."""
+    name = "DYJetsToLL_M-50"
+    entries = []
+    for f in sorted((sample.parent / name).glob("*.root")):
+        copy = xrootd_server.export_dir / "rdf" / f.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, copy)
+        entries.append({"replicas": [xrootd_server.url(f"rdf/missing_{f.name}"), xrootd_server.url(copy)]})
+    meta = yaml.safe_load(sample.read_text())["datasets"][name]["metadata"]
+    remote = tmp_path / "remote.yaml"
+    remote.write_text(yaml.safe_dump({"datasets": {name: {"files": entries, "metadata": meta}}}))
+    hists, report = _run(RDF, remote, tmp_path / "out")
+    assert report["cutflow"][name] == sequential[1]["cutflow"][name]
+    for key, h in sequential[0].items():
+        if key[1] == name:
+            np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))
+    failed = [f for f in report["files"].values() if f["replica_failures"]]
+    assert len(failed) == len(entries) and all("missing_" in f["replica_failures"][0]["replica"] for f in failed)
