@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uproot
 import yaml
 
 ROOT = pytest.importorskip("ROOT", reason="the ROOT wheel is not installed: pip install 'highrate[rdf]'")
@@ -80,9 +81,7 @@ def test_same_histograms_as_the_columnar_example(sample, sequential):
         np.testing.assert_allclose(hists[key].variances(flow=True), h.variances(flow=True), rtol=1e-9, atol=1e-9)
     for name in DATASETS:
         assert report["cutflow"][name]["steps"] == creport["cutflow"][name]["steps"]
-        columnar_meta = dict(creport["datasets"][name]["metadata"])
-        columnar_meta.pop("sum_genweight", None)  # the columnar planner sums the Runs tree; rdf does not
-        assert report["datasets"][name]["metadata"] == columnar_meta
+        assert report["datasets"][name]["metadata"] == creport["datasets"][name]["metadata"]  # sum_genweight too
 
 
 def test_processes_give_the_same_result(sample, sequential):
@@ -180,3 +179,12 @@ def test_root_urls_with_a_failing_replica_give_the_local_histograms(sample, sequ
             np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))
     failed = [f for f in report["files"].values() if f["replica_failures"]]
     assert len(failed) == len(entries) and all("missing_" in f["replica_failures"][0]["replica"] for f in failed)
+
+
+def test_simulation_gets_sum_genweight_like_a_columnar_run(sample, sequential):
+    """build(df, dataset) sees dataset.metadata["sum_genweight"], the sum of Runs/genEventSumw."""
+    report = sequential[1]
+    files = sorted((sample.parent / "DYJetsToLL_M-50").glob("*.root"))
+    expected = sum(float(uproot.open(f)["Runs"]["genEventSumw"].array(library="np").sum()) for f in files)
+    assert report["datasets"]["DYJetsToLL_M-50"]["metadata"]["sum_genweight"] == pytest.approx(expected, rel=1e-12)
+    assert "sum_genweight" not in report["datasets"]["SingleMuon_2018"]["metadata"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from highrate.data.datasets import Dataset
+from highrate.data.io.files import describe
 from highrate.data.replicas import first_working
 from highrate.engine.result import Result, accumulate, finished
 from highrate.errors import ConfigError, InputFileError
@@ -54,6 +55,10 @@ def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptio
     path = str(Path(analysis).resolve())
     import_root()  # the missing extra named here, before any worker starts
     load_build(path)  # errors in the file itself, once, here
+    described = [with_sum_genweight(d, options.limit_files) for d in datasets]
+    datasets = [d for d, _ in described]
+    seen = Result(files={name: {"served_by": {}, "replica_failures": failures}  # replicas that failed on the way
+                         for _, found in described for name, failures in found.items() if failures})
     own = executor is None
     ex = executor or make_executor(options.executor, workers=options.workers, scheduler=options.scheduler,
                                    cluster=options.cluster)
@@ -70,7 +75,7 @@ def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptio
             ex.close()
     wall = time.perf_counter() - t0
     plans = {d.name: RdfPlan({**d.metadata, "dataset": d.name, "sample": d.sample}) for d in datasets}
-    return RunOutcome(result=finished(result), wall_s=wall, plans=plans, files={}, chunks=n_tasks,  # type: ignore[arg-type]
+    return RunOutcome(result=finished(accumulate([seen, result])), wall_s=wall, plans=plans, files={}, chunks=n_tasks,  # type: ignore[arg-type]
                       executor=getattr(ex, "name", type(ex).__name__), dashboard=getattr(ex, "dashboard_link", None),
                       timings={"processing_s": wall}, chunk_counts={"computed": n_tasks})
 
@@ -105,6 +110,26 @@ def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions
                               counts={d.name: {**counts, "bytes_read": _size(files), "chunks": 1}},
                               files=files, timings={"event_loop": loop_s / len(runs)}))
     return accumulate(results)
+
+
+def with_sum_genweight(dataset: Dataset, limit_files: int | None = None,
+                       ) -> tuple[Dataset, dict[str, list[dict[str, Any]]]]:
+    """The dataset with ``sum_genweight`` in its metadata (the sum of ``Runs/genEventSumw`` over
+    its files), as a columnar run gives its weights, for ``build`` to normalise the simulation;
+    a value in the datasets file wins, and data or files without the sum leave it out. Also the
+    replicas that failed on the way, by file (a later open skips them)."""
+    if not dataset.is_mc or "sum_genweight" in dataset.metadata:
+        return dataset, {}
+    total, failed = 0.0, {}
+    for name in dataset.files[:limit_files]:
+        where = dataset.where(name)
+        info, _, failed[where.name] = first_working(where.replicas,
+                                                    lambda url: describe(url, dataset.tree, dataset.access),
+                                                    what=f"reading the metadata of {where.name!r}")
+        if info.gen_sumw is None:
+            return dataset, failed
+        total += info.gen_sumw
+    return replace(dataset, metadata={**dataset.metadata, "sum_genweight": total}), failed
 
 
 def _size(files: dict[str, Any]) -> int:
