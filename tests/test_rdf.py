@@ -188,3 +188,29 @@ def test_simulation_gets_sum_genweight_like_a_columnar_run(sample, sequential):
     expected = sum(float(uproot.open(f)["Runs"]["genEventSumw"].array(library="np").sum()) for f in files)
     assert report["datasets"]["DYJetsToLL_M-50"]["metadata"]["sum_genweight"] == pytest.approx(expected, rel=1e-12)
     assert "sum_genweight" not in report["datasets"]["SingleMuon_2018"]["metadata"]
+
+
+@pytest.mark.parametrize("executor", ["sequential", "dask"])
+def test_skip_bad_files_reports_the_file_and_keeps_the_others(sample, tmp_path, executor):
+    """A file that is not ROOT: without --skip-bad-files the run stops naming it; with it, the
+    file is a failed chunk of the report and the histograms are those of the good file alone."""
+    name = "DYJetsToLL_M-50"
+    good = sorted((sample.parent / name).glob("*.root"))[0]
+    bad = tmp_path / "broken.root"
+    bad.write_bytes(b"not a ROOT file" * 100)
+    meta = yaml.safe_load(sample.read_text())["datasets"][name]["metadata"]
+    extra = ["--executor", executor] + (["--workers", "1"] if executor == "dask" else [])
+
+    def datasets(files):
+        path = tmp_path / f"{len(files)}.yaml"
+        path.write_text(yaml.safe_dump({"datasets": {name: {"files": [str(f) for f in files], "metadata": meta}}}))
+        return path
+
+    both = datasets([good, bad])
+    assert main(["run", str(RDF), "--datasets", str(both), "--output", str(tmp_path / "stop"), "--no-progress",
+                 *extra]) == 2  # the error names the file
+    hists, report = _run(RDF, both, tmp_path / "skip", "--skip-bad-files", *extra)
+    alone, _ = _run(RDF, datasets([good]), tmp_path / "alone", *extra)
+    assert [f["file"] for f in report["failed_chunks"]] == [str(bad)]
+    for key, h in alone.items():
+        np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))

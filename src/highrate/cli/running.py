@@ -253,8 +253,9 @@ def _execute_rdf(analysis_path: str | Path, datasets_path: str | Path, names: li
     outcome = run_rdf(analysis_path, datasets, options)
     inputs = {"analysis": str(Path(analysis_path).resolve()), "datasets": str(Path(datasets_path).resolve()),
               "dataset_names": names}
-    print_summary(write_rdf_outputs(output, outcome, analysis_path, options, inputs=inputs), output)
-    return 0
+    report = write_rdf_outputs(output, outcome, analysis_path, options, inputs=inputs)
+    print_summary(report, output)
+    return 1 if report["failed_chunks"] and not options.skip_bad_files else 0
 
 
 

@@ -15,6 +15,7 @@ from highrate.data.datasets import Dataset
 from highrate.data.replicas import first_working
 from highrate.engine.result import Result
 from highrate.errors import HighrateError, InputFileError
+from highrate.execution.failures import file_failure
 from highrate.rdf.counting import counting
 from highrate.rdf.loading import load_build, uses_vary
 from highrate.rdf.results import booked_keys, cutflow, to_hist, variation_name
@@ -30,11 +31,13 @@ def import_root() -> Any:
 
 @dataclass(frozen=True)
 class FileTask:
-    """What a worker needs for one file: the analysis file's path, the dataset, the file's name."""
+    """What a worker needs for one file: the analysis file's path, the dataset, the file's name,
+    and whether a file that cannot be opened is reported and skipped (``--skip-bad-files``)."""
 
     analysis: str
     dataset: Dataset
     file: str
+    skip_bad: bool = False
 
 
 def book(root: Any, analysis: str, df: Any, dataset: Dataset) -> dict[tuple[str, str], Any]:
@@ -82,8 +85,14 @@ def run_file(task: FileTask) -> Result:
             raise InputFileError(f"{url!r} has no tree {ds.tree!r} (the dataset's 'tree').")
         return f
 
-    f, replica, failures = first_working(where.replicas, attempt, what=f"opening {where.name!r}",
-                                         timeout=ds.access.timeout if len(where.replicas) > 1 else None)
+    try:
+        f, replica, failures = first_working(where.replicas, attempt, what=f"opening {where.name!r}",
+                                             timeout=ds.access.timeout if len(where.replicas) > 1 else None)
+    except InputFileError as err:
+        if not task.skip_bad:
+            raise
+        return Result(failed=[file_failure(ds.name, where.name, f"{type(err).__name__}: {err}")],
+                      files={where.name: {"served_by": {}, "replica_failures": getattr(err, "failures", [])}})
     try:
         tree = f.Get(ds.tree)
         total = int(tree.GetEntries())

@@ -19,6 +19,7 @@ from highrate.data.replicas import first_working
 from highrate.engine.result import Result, accumulate, finished
 from highrate.errors import ConfigError, InputFileError
 from highrate.execution.executors import Executor, make_executor
+from highrate.execution.failures import file_failure
 from highrate.execution.options import RunOptions, RunOutcome
 from highrate.outputs.histograms import write_pickle, write_root
 from highrate.outputs.report import build_report, write_report
@@ -55,7 +56,7 @@ def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptio
     path = str(Path(analysis).resolve())
     import_root()  # the missing extra named here, before any worker starts
     load_build(path)  # errors in the file itself, once, here
-    described = [with_sum_genweight(d, options.limit_files) for d in datasets]
+    described = [with_sum_genweight(d, options.limit_files, skip_bad=options.skip_bad_files) for d in datasets]
     datasets = [d for d, _ in described]
     seen = Result(files={name: {"served_by": {}, "replica_failures": failures}  # replicas that failed on the way
                          for _, found in described for name, failures in found.items() if failures})
@@ -68,7 +69,7 @@ def run_rdf(analysis: str | Path, datasets: Sequence[Dataset], options: RunOptio
         if client is not None:
             result, n_tasks = _run_distributed(path, datasets, options, client), len(datasets)
         else:
-            tasks = [FileTask(path, d, f) for d in datasets for f in d.files[: options.limit_files]]
+            tasks = [FileTask(path, d, f, options.skip_bad_files) for d in datasets for f in d.files[: options.limit_files]]
             result, n_tasks = accumulate(ex.map_unordered(run_file, tasks)), len(tasks)
     finally:
         if own:
@@ -84,14 +85,24 @@ def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions
     """One DistRDF dataframe per dataset, all event loops started together."""
     root = import_root()
     workers = max(1, len(client.scheduler_info().get("workers", {})))
-    runs = []
+    runs, skipped = [], []
     for d in datasets:
         urls, files = [], {}
         for name in d.files[: options.limit_files]:
             where = d.where(name)
-            url, failures = _openable(root, where.replicas, d.tree, where.name)
+            try:
+                url, failures = _openable(root, where.replicas, d.tree, where.name)
+            except InputFileError as err:
+                if not options.skip_bad_files:
+                    raise
+                skipped.append(Result(failed=[file_failure(d.name, where.name, f"{type(err).__name__}: {err}")],
+                                      files={where.name: {"served_by": {},
+                                                          "replica_failures": getattr(err, "failures", [])}}))
+                continue
             urls.append(url)
             files[where.name] = {"served_by": {url: 1}, "replica_failures": failures}
+        if not urls:
+            continue
         # a distributed dataframe: ROOT.RDataFrame given a Dask client as executor (ROOT >= 6.36)
         df = root.RDataFrame(d.tree, urls, executor=client, npartitions=max(len(urls), workers))
         count = df.Count()
@@ -109,23 +120,29 @@ def _run_distributed(path: str, datasets: Sequence[Dataset], options: RunOptions
         results.append(Result(histograms=collect(handles, d.name, with_variations=uses_vary(path)), cutflow={d.name: steps},
                               counts={d.name: {**counts, "bytes_read": _size(files), "chunks": 1}},
                               files=files, timings={"event_loop": loop_s / len(runs)}))
-    return accumulate(results)
+    return accumulate([*results, *skipped])
 
 
-def with_sum_genweight(dataset: Dataset, limit_files: int | None = None,
+def with_sum_genweight(dataset: Dataset, limit_files: int | None = None, *, skip_bad: bool = False,
                        ) -> tuple[Dataset, dict[str, list[dict[str, Any]]]]:
     """The dataset with ``sum_genweight`` in its metadata (the sum of ``Runs/genEventSumw`` over
     its files), as a columnar run gives its weights, for ``build`` to normalise the simulation;
     a value in the datasets file wins, and data or files without the sum leave it out. Also the
-    replicas that failed on the way, by file (a later open skips them)."""
+    replicas that failed on the way, by file (a later open skips them). With ``skip_bad``, a
+    file that cannot be read is left out of the sum, as it is of the run (which reports it)."""
     if not dataset.is_mc or "sum_genweight" in dataset.metadata:
         return dataset, {}
     total, failed = 0.0, {}
     for name in dataset.files[:limit_files]:
         where = dataset.where(name)
-        info, _, failed[where.name] = first_working(where.replicas,
-                                                    lambda url: describe(url, dataset.tree, dataset.access),
-                                                    what=f"reading the metadata of {where.name!r}")
+        try:
+            info, _, failed[where.name] = first_working(where.replicas,
+                                                        lambda url: describe(url, dataset.tree, dataset.access),
+                                                        what=f"reading the metadata of {where.name!r}")
+        except InputFileError:
+            if not skip_bad:
+                raise
+            continue
         if info.gen_sumw is None:
             return dataset, failed
         total += info.gen_sumw
