@@ -8,6 +8,7 @@ import pickle
 import shutil
 from pathlib import Path
 
+import distributed
 import numpy as np
 import pytest
 import uproot
@@ -214,3 +215,17 @@ def test_skip_bad_files_reports_the_file_and_keeps_the_others(sample, tmp_path, 
     assert [f["file"] for f in report["failed_chunks"]] == [str(bad)]
     for key, h in alone.items():
         np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))
+
+
+def test_scheduler_address_runs_distrdf_on_that_cluster(sample, sequential, tmp_path):
+    """--scheduler ADDRESS: the DistRDF dataframes run on the cluster of that scheduler (two
+    worker processes started here), with the sequential run's cutflow and histograms."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+        hists, report = _run(RDF, sample, tmp_path / "out", "--scheduler", cl.scheduler_address)
+        with distributed.Client(cl) as client:
+            ran_here = client.run(lambda: "ROOT" in __import__("sys").modules)
+    assert report["options"]["executor"] == "dask"
+    assert report["cutflow"] == sequential[1]["cutflow"]
+    assert all(ran_here.values())  # the event loops ran in the cluster's workers
+    for key, h in sequential[0].items():
+        np.testing.assert_allclose(hists[key].values(flow=True), h.values(flow=True), rtol=1e-9)
