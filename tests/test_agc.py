@@ -300,16 +300,21 @@ def test_m_bjj_chooses_the_largest_pt_trijet_with_a_b_tag():
     def jet(pt, eta, phi, mass, btag):
         return {"pt": pt, "eta": eta, "phi": phi, "mass": mass, "btagCSVV2": btag}
 
-    events = ak.Array({"JetGood": [
-        # the three hardest jets have no b tag: the trijet must take the b-tagged fourth jet
+    jets = ak.Array([
+        # the three hardest jets have no b tag: the trijet must take a b-tagged soft jet
         [jet(200.0, 0.0, 0.0, 10.0, 0.1), jet(150.0, 0.5, 2.0, 10.0, 0.2), jet(120.0, -0.5, -2.0, 10.0, 0.3),
-         jet(40.0, 1.0, 1.0, 5.0, 0.9)],
+         jet(40.0, 1.0, 1.0, 5.0, 0.9), jet(32.0, -1.8, 2.5, 4.0, 0.7)],
         # two b tags; five jets, ten trijets
         [jet(90.0, 0.1, 0.0, 8.0, 0.6), jet(80.0, -1.0, 3.0, 8.0, 0.1), jet(70.0, 2.0, 1.5, 8.0, 0.5),
          jet(60.0, 0.0, -1.5, 8.0, 0.0), jet(35.0, -2.0, 0.3, 4.0, 0.99)],
         # no b tag at all: no trijet qualifies
         [jet(100.0, 0.0, 0.0, 10.0, 0.1), jet(90.0, 1.0, 2.0, 10.0, 0.1), jet(80.0, -1.0, 4.0, 10.0, 0.1)],
-    ]})
+        # one b tag: not in 4j2b, where alone m_bjj is filled, so not computed
+        [jet(100.0, 0.0, 0.0, 10.0, 0.9), jet(90.0, 1.0, 2.0, 10.0, 0.1), jet(80.0, -1.0, 4.0, 10.0, 0.1),
+         jet(70.0, 0.3, 1.0, 10.0, 0.1)],
+    ])
+    events = ak.Array({"JetGood": jets})
+    events = ak.with_field(events, analysis.objects["nBtag"](events), "nBtag")
     got = ak.to_numpy(m_bjj(events))
 
     def p4(j):
@@ -326,7 +331,7 @@ def test_m_bjj_chooses_the_largest_pt_trijet_with_a_b_tag():
             s = sum(p4(j) for j in trio)
             if best is None or np.hypot(s[1], s[2]) > np.hypot(best[1], best[2]):
                 best = s
-        if best is None:
+        if best is None or sum(j["btagCSVV2"] >= 0.5 for j in jets) < 2:
             assert np.isnan(got[k])
         else:
             assert got[k] == pytest.approx(np.sqrt(best[0] ** 2 - (best[1:] ** 2).sum()), rel=1e-9)

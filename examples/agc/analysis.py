@@ -27,6 +27,9 @@ Systematics (histograms ``{name}Up`` / ``{name}Down``), simulation only:
   normalisation uncertainty of the fit, not a histogram.
 """
 
+import functools
+import itertools
+
 import awkward as ak
 import numpy as np
 
@@ -59,6 +62,8 @@ def jets(events):
 
 
 def n_btag(events):
+    """The number of b-tagged selected jets (an object: counted once per pass, read by the
+    preselection, both categories and m_bjj)."""
     return ak.sum(events.JetGood.btagCSVV2 >= B_TAG_THRESHOLD, axis=1)
 
 
@@ -69,34 +74,39 @@ def ht(events):
 
 def m_bjj(events):
     """The mass of the trijet with the largest pT among the trijets with at least one b-tagged
-    jet (NaN without one). Every combination of three selected jets comes from
-    ``ak.argcombinations``; their four-momenta are summed on the jets' flat values (numpy)."""
+    jet, in the events of category 4j2b (NaN in the others: only 4j2b fills it).
+
+    Columnar, without awkward's combinatorics: the events are grouped by their number of jets n
+    (a loop over the few values of n, not over events), and each group's trijets are the index
+    table of ``itertools.combinations(range(n), 3)`` (in awkward's ``argcombinations`` order)
+    added to the events' first jet, summed as four-momenta on the jets' flat values."""
     jets = events.JetGood
     if is_typetracer(jets.pt):  # tracing: the same reads, one number per event
-        touched = jets.pt + jets.eta + jets.phi + jets.mass + (jets.btagCSVV2 >= B_TAG_THRESHOLD)
+        touched = jets.pt + jets.eta + jets.phi + jets.mass + (jets.btagCSVV2 >= B_TAG_THRESHOLD) + events.nBtag
         return ak.fill_none(ak.max(ak.values_astype(touched, np.float64), axis=1), np.nan)
     counts = ak.to_numpy(ak.num(jets, axis=1))
     starts = np.cumsum(counts) - counts
-    pt, eta, phi, mass, btag = (ak.to_numpy(ak.flatten(jets[f], axis=1)) for f in FIELDS)
-    trijets = ak.argcombinations(unflatten(np.zeros(counts.sum()), counts), 3)  # (i < j < k) per event
-    per_event = ak.to_numpy(ak.num(trijets, axis=1))
-    first = np.repeat(starts, per_event)  # where each trijet's event starts in the flat contents
-    i, j, k = (first + ak.to_numpy(ak.flatten(x, axis=1)) for x in ak.unzip(trijets))
-    pt, eta, phi, mass = (x.astype(np.float64) for x in (pt, eta, phi, mass))
-    p4 = {"px": pt * np.cos(phi), "py": pt * np.sin(phi), "pz": pt * np.sinh(eta),
-          "e": np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2)}
-    px, py, pz, e = (v[i] + v[j] + v[k] for v in p4.values())
-    b = btag >= B_TAG_THRESHOLD
-    with_b = b[i] | b[j] | b[k]
-    # per event, the first trijet of largest pT among those with a b tag (argmax's choice)
-    event = np.repeat(np.arange(len(counts)), per_event)
-    order = np.lexsort((-np.where(with_b, np.hypot(px, py), -1.0), event))
-    has = per_event > 0
-    best = order[(np.cumsum(per_event) - per_event)[has]]
+    pt, eta, phi, mass = (ak.to_numpy(ak.flatten(jets[f], axis=1)).astype(np.float64) for f in FIELDS[:4])
+    tagged = ak.to_numpy(ak.flatten(jets.btagCSVV2, axis=1)) >= B_TAG_THRESHOLD
+    p4 = (pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2))
+    wanted = (ak.to_numpy(events.nBtag) >= 2) & (counts >= 3)  # the others' trijets are never filled
     out = np.full(len(counts), np.nan)
-    mass_best = np.sqrt(np.maximum(e[best] ** 2 - px[best] ** 2 - py[best] ** 2 - pz[best] ** 2, 0.0))
-    out[has] = np.where(with_b[best], mass_best, np.nan)
+    for n in np.unique(counts[wanted]):
+        group = np.flatnonzero(wanted & (counts == n))
+        index = starts[group][:, None, None] + _trijets(int(n))[None]  # (events, trijets, 3)
+        px, py, pz, e = (v[index].sum(axis=2) for v in p4)
+        with_b = tagged[index].any(axis=2)
+        best = np.argmax(np.where(with_b, np.hypot(px, py), -1.0), axis=1)  # the first of the largest pT
+        row = np.arange(len(group))
+        m = np.sqrt(np.maximum(e[row, best] ** 2 - px[row, best] ** 2 - py[row, best] ** 2 - pz[row, best] ** 2, 0.0))
+        out[group] = np.where(with_b[row, best], m, np.nan)
     return out
+
+
+@functools.cache
+def _trijets(n):
+    """The (i, j, k), i < j < k, of n jets, in lexicographic order."""
+    return np.array(list(itertools.combinations(range(n), 3)), dtype=np.int64).reshape(-1, 3)
 
 
 def normalisation(events, params, meta):
@@ -147,15 +157,15 @@ def pt_res(events, direction, meta, shared):
 
 analysis = Analysis(
     name="agc_ttbar",
-    objects={"ElectronGood": electrons, "MuonGood": muons, "JetGood": jets},
+    objects={"ElectronGood": electrons, "MuonGood": muons, "JetGood": jets, "nBtag": n_btag},
     preselection=[
         Cut("one_lepton", lambda ev: ak.num(ev.ElectronGood) + ak.num(ev.MuonGood) == 1),
         Cut("four_jets", lambda ev: ak.num(ev.JetGood) >= 4),
-        Cut("one_btag", lambda ev: n_btag(ev) >= 1),
+        Cut("one_btag", lambda ev: ev.nBtag >= 1),
     ],
     quantities={"HT": ht, "m_bjj": m_bjj},
-    categories={"4j1b": [Cut("1b", lambda ev: n_btag(ev) == 1)],
-                "4j2b": [Cut("2b", lambda ev: n_btag(ev) >= 2)]},
+    categories={"4j1b": [Cut("1b", lambda ev: ev.nBtag == 1)],
+                "4j2b": [Cut("2b", lambda ev: ev.nBtag >= 2)]},
     weights=[
         Weight("genWeight", lambda ev: ev.genWeight),
         Weight("normalisation", normalisation),
