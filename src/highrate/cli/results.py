@@ -43,39 +43,64 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def add_fit_parser(sub: argparse._SubParsersAction) -> None:
     """The ``fit`` verb."""
     fit = sub.add_parser(
-        "fit", help="fit a signal strength to a histogram of a run (pyhf); write Combine datacards",
-        description="Build a pyhf workspace of OUTDIR's HISTOGRAM (one channel per category), fit the signal "
-        "strength mu, and write fit results, pulls, pre-/post-fit plots and CMS Combine datacards.",
+        "fit", help="fit a signal strength to histograms of a run (cabinetry, pyhf); write plots, Combine "
+        "datacards and a HEPData submission",
+        description="Build the statistical model of OUTDIR's histograms with cabinetry (one region per category: "
+        "--histogram in every category, or --region CATEGORY=HISTOGRAM each), fit the signal strength mu with pyhf, "
+        "rank the nuisance parameters, and write the fit results, pulls, impacts, correlations, pre-/post-fit "
+        "plots, CMS Combine datacards and a HEPData submission.",
     )
     fit.add_argument("outdir", help="the output folder of 'highrate run'")
-    fit.add_argument("--histogram", required=True, metavar="NAME", help="histogram to fit, e.g. mll")
+    fit.add_argument("--histogram", default=None, metavar="NAME", help="histogram to fit in every category, e.g. mll")
     fit.add_argument("--category", action="append", default=None, metavar="NAME",
-                     help="category to fit (repeatable; default: all)")
+                     help="with --histogram: a category to fit (repeatable; default: all)")
+    fit.add_argument("--region", action="append", default=None, metavar="CATEGORY=HISTOGRAM", type=_region,
+                     help="fit HISTOGRAM in CATEGORY (repeatable; instead of --histogram), e.g. --region 4j1b=HT")
     fit.add_argument("--signal", required=True, metavar="SAMPLE", help="the MC sample scaled by mu")
     fit.add_argument("--output", default=None, metavar="DIR", help="output folder (default: OUTDIR/fit)")
     fit.add_argument("--lumi-uncertainty", type=float, default=0.025, metavar="X",
                      help="relative luminosity uncertainty (default: %(default)s)")
     fit.add_argument("--asimov", action="store_true", help="fit the Asimov data set (nominal MC sum) instead of data")
-    fit.add_argument("--significance", action="store_true", help="also the asymptotic discovery significance (one more fit)")
+    fit.add_argument("--significance", action="store_true", help="also the asymptotic discovery significance (more fits)")
+    fit.add_argument("--no-impacts", dest="impacts", action="store_false",
+                     help="skip the ranking of the nuisance parameters (four fits each)")
+    fit.add_argument("--hepdata", default=None, metavar="DIR",
+                     help="where to write the HEPData submission (default: OUTPUT/hepdata, and DIR.tar.gz beside it)")
     add_debug(fit)
     fit.set_defaults(handler=_cmd_fit)
 
 
+def _region(text: str) -> tuple[str, str]:
+    category, sep, histogram = text.partition("=")
+    if not sep or not category or not histogram:
+        raise argparse.ArgumentTypeError(f"{text!r} is not CATEGORY=HISTOGRAM (e.g. 4j1b=HT)")
+    return category, histogram
+
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from highrate.cli.console import console
+    from highrate.errors import ConfigError
     from highrate.outputs.statmodel import run_fit
 
+    regions = dict(args.region or [])
+    if args.region and len(regions) != len(args.region):
+        raise ConfigError("--region: each category once (a category's events would be counted twice).")
     output = args.output or str(Path(args.outdir) / "fit")
     res = run_fit(args.outdir, histogram=args.histogram, signal=args.signal, categories=args.category,
-                  output=output, lumi_uncertainty=args.lumi_uncertainty, asimov=args.asimov,
-                  significance=args.significance)
+                  regions=regions or None, output=output, lumi_uncertainty=args.lumi_uncertainty, asimov=args.asimov,
+                  significance=args.significance, impacts=args.impacts, hepdata=args.hepdata or True)
     interval = res["mu_interval"]
     text = f"mu = {res['mu']:.4f} +- {res['mu_uncertainty']:.4f}"
     if "lower" in interval:
-        text += f" (68% profile interval [{interval['lower']:.4f}, {interval['upper']:.4f}])"
+        text += f" (68% MINOS interval [{interval['lower']:.4f}, {interval['upper']:.4f}])"
     if "z" in res["significance"]:
         text += f"; significance {res['significance']['z']:.2f} sigma"
     console.print(f"{text}{' (Asimov)' if args.asimov else ''}; -2 ln L = {res['twice_nll']:.3f}", highlight=False)
-    console.print(f"wrote workspace.json, fit_results.json, pulls, plots and datacards to {output}", highlight=False)
+    if res["ranking"]:
+        top = res["ranking"][0]
+        up, down = (f"{v:+.4f}" if v is not None else "failed" for v in (top["impact_postfit_up"],
+                                                                        top["impact_postfit_down"]))
+        console.print(f"largest impact: {top['name']} ({up} / {down})", highlight=False)
+    console.print(f"wrote workspace.json, fit_results.json, pulls, impacts, plots, datacards and the HEPData "
+                  f"submission to {output}", highlight=False)
     return 0

@@ -2,7 +2,9 @@
 
 ``shapes.root`` holds ``{channel}/{process}``, ``{channel}/{process}_{syst}Up|Down`` and
 ``{channel}/data_obs``; the templates are those of the pyhf workspace (negative bins clipped to 0)
-over all bins, with their sum of squared weights for ``autoMCStats``.
+over all bins, with their sum of squared weights for ``autoMCStats``. A one-sided variation's
+``Down`` is its ``Up`` symmetrized, the template the workspace has, so that Combine fits the same
+model.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from highrate.errors import ConfigError
 from highrate.outputs.latex import to_tlatex
-from highrate.outputs.statmodel.inputs import NOMINAL, Channel, FitInputs, Template
+from highrate.outputs.statmodel.inputs import NOMINAL, Channel, FitInputs
 
 SHAPES = "shapes.root"
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
@@ -48,7 +50,7 @@ def write_shapes(path: Path, inputs: FitInputs) -> None:
                                                  ch.label)
                 for syst in ch.systematics(sample):
                     for d in ("Up", "Down"):
-                        t: Template = templates[f"{syst}{d}"]
+                        t = ch.variation(sample, syst, d)
                         f[f"{ch.name}/{sample}_{syst}{d}"] = _hist(ch.edges, t.values, t.variances, ch.label)
             f[f"{ch.name}/{DATA}"] = _hist(ch.edges, ch.data, ch.data, ch.label)
 
@@ -100,7 +102,7 @@ def write_datacards(outdir: Path, inputs: FitInputs, *, lumi_uncertainty: float 
     paths = []
     for ch in inputs.channels:
         path = outdir / f"datacard_{ch.name}.txt"
-        comment = f"highrate fit: histogram {inputs.histogram}, category {ch.name}, signal {inputs.signal}"
+        comment = f"highrate fit: histogram {ch.histogram}, category {ch.name}, signal {inputs.signal}"
         path.write_text(datacard_text(ch, indices, lumi_uncertainty=lumi_uncertainty, comment=comment))
         paths.append(path)
     return paths

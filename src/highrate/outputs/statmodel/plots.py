@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 
-def _style() -> Any:
+def plot_style() -> Any:
     # matplotlib and mplhep are optional (highrate[fit]): imported when a plot is drawn, so that
     # the fit itself and the datacards work without them
     from highrate.outputs.plotting import style
@@ -25,7 +25,7 @@ def plot_channel(path: Path, *, edges: np.ndarray, keep: np.ndarray, samples: li
 
     ``by_sample``, ``band`` and ``data`` hold the kept bins only (``keep`` is the mask on ``edges``).
     """
-    style = _style()
+    style = plot_style()
 
     def full(a: np.ndarray) -> np.ndarray:
         out = np.zeros(len(edges) - 1)
@@ -68,7 +68,7 @@ def plot_channel(path: Path, *, edges: np.ndarray, keep: np.ndarray, samples: li
 def plot_pulls(path: Path, pulls: list[dict[str, Any]], *, include_staterror: bool = False,
                label: str = "Preliminary") -> None:
     """Pull ``(theta_hat - theta0) / sigma0`` with error bar ``sigma_hat / sigma0`` for each nuisance parameter."""
-    style = _style()
+    style = plot_style()
     rows = [p for p in pulls if include_staterror or p["kind"] != "staterror"]
     with style.cms_style():
         fig = style.new_figure((8, 3.5 + 0.45 * max(len(rows), 1)))
