@@ -13,6 +13,8 @@ import uproot
 import yaml
 
 import highrate
+from highrate.cli.main import main
+from highrate.outputs.statmodel.pipeline import run_fit
 from highrate.testing import AGC_SAMPLES, generate_agc_file, generate_agc_set
 from highrate.testing.agc import SIGNAL_STRENGTH, data_luminosity
 
@@ -398,3 +400,21 @@ def test_demo_agc_generates_once_and_runs(tmp_path):
     with uproot.open(tmp_path / "out" / "histograms.root") as f:
         assert f["m_bjj/ttbar/4j2b/pt_scaleUp"].values().sum() > 0
         assert f["HT/ttbar_PS_var/4j1b/nominal"].values().sum() > 0
+
+
+# --- the fit ----------------------------------------------------------------------------------
+
+
+def test_the_fit_to_pseudo_data_recovers_the_injected_signal_strength(agc_set, tmp_path):
+    """highrate run, then highrate fit's model of both regions (cabinetry, pyhf) on the pseudo-data,
+    which holds ttbar at the injected mu: the fitted mu agrees with it within its error, and every
+    systematic of the analysis is a nuisance parameter."""
+    out = tmp_path / "out"
+    assert main(["run", str(ANALYSIS), "--datasets", str(agc_set), "--output", str(out), "--no-progress",
+                 "--no-checkpoints"]) == 0
+    fitted = run_fit(out, signal="ttbar", regions={"4j1b": "HT", "4j2b": "m_bjj"}, impacts=False, plots=False,
+                     hepdata=False)
+    assert abs(fitted["mu"] - SIGNAL_STRENGTH) <= fitted["mu_uncertainty"], (fitted["mu"], fitted["mu_uncertainty"])
+    names = set(fitted["parameters"])
+    for syst in ("pt_scale", "pt_res", "btag_var_0", "btag_var_3", "scale_var", "scale", "ME_var", "PS_var", "lumi"):
+        assert syst in names, (syst, sorted(names))
