@@ -1,3 +1,3 @@
-from highrate.cli.main import console_main
+from highrate.cli.entry import console_main
 
 console_main()

@@ -19,16 +19,12 @@ from highrate.cli.caching import add_cache_parser
 from highrate.cli.inspecting import add_cluster_parser, add_datasets_parser
 from highrate.cli.results import add_fit_parser, add_plot_parser
 from highrate.cli.running import add_running_parsers
-from highrate.cli.uptodate import check, stamp_path
+from highrate.cli.uptodate import stamp_path
 from highrate.errors import HighrateError, UserCodeError
 
 
 def console_main() -> None:
-    """The ``highrate`` console script (and ``python -m highrate``): :func:`main`, then exit."""
-    summary = check(sys.argv[1:])  # outputs up to date: the last run's summary, without imports
-    if summary is not None:
-        sys.stdout.write(summary)
-        sys.exit(0)
+    """:func:`main`, then exit (the console script, after ``cli/entry.py``'s up-to-date check)."""
     code = main()
     # The process ends here. Frozen, the objects it leaves (every module numpy, awkward and hist
     # brought) are skipped by the interpreter's final garbage collection: ~50 ms less per command.
