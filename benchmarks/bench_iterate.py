@@ -15,7 +15,8 @@ and edited copies of it:
 * ``skim``      -- the skim's muon cut 18 → 20 GeV;
 
 each (a) as a whole command, ``highrate run ... --executor processes --workers 2`` in a fresh
-process (interpreter start and imports count), and (b) in one warm ``highrate.Session`` with 2
+process (interpreter start and imports count), (a') the same commands while ``highrate serve``
+listens (each forked from the warm server), and (b) in one warm ``highrate.Session`` with 2
 worker processes. Every ratio is against the first pass of the same kind, in the same
 invocation. In the Session every cached result is compared, bit for bit, with a run of the same
 analysis with the cache off. Also reported: the first pass with the cache off (what writing the
@@ -93,6 +94,26 @@ def bench_commands(folder: Path, datasets: Path, workdir: Path) -> dict[str, flo
     return times
 
 
+def bench_served(folder: Path, datasets: Path, workdir: Path) -> dict[str, float]:
+    """The same whole commands while a ``highrate serve`` of this environment listens: each is
+    forked from the warm server (no interpreter start, no imports)."""
+    env = fresh_env(workdir)
+    server = subprocess.Popen([sys.executable, "-m", "highrate", "serve", "--idle-timeout", "600"], env=env,
+                              stderr=subprocess.DEVNULL)
+    try:
+        probe = subprocess.run([sys.executable, "-c", "from highrate.cli.warm import socket_path; print(socket_path())"],
+                               env=env, capture_output=True, text=True, check=True).stdout.strip()
+        while not Path(probe).exists():
+            time.sleep(0.05)
+        times = {"first": whole_command(variant(folder, "unchanged"), datasets, env, workdir / "out-served")}
+        for name in EDITS:
+            times[name] = whole_command(variant(folder, name), datasets, env, workdir / "out-served")
+        return times
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def bench_session(folder: Path, datasets: Path, workdir: Path) -> tuple[dict[str, float], dict[str, float]]:
     import numpy as np
 
@@ -149,9 +170,11 @@ def main() -> None:
         warm_up(mc_files(yamls[comp]))
         folder = workdir / f"iterate-{comp}"
         commands = bench_commands(folder, yamls[comp], folder)
+        served = bench_served(folder, yamls[comp], folder)
         session, scaling = bench_session(folder, yamls[comp], folder)
-        found[comp] = {"command": commands, "session": session, "scaling": scaling}
+        found[comp] = {"command": commands, "served": served, "session": session, "scaling": scaling}
         print(table(f"{comp.upper()}, whole command (2 workers)", commands, args.events))
+        print(table(f"{comp.upper()}, whole command with highrate serve (2 workers)", served, args.events))
         print(table(f"{comp.upper()}, warm Session (2 workers)", session, args.events))
         one, two = scaling.values()
         print(f"\nSession without the cache: 1 worker {one:.3f} s, 2 workers {two:.3f} s: {one / two:.2f}x")

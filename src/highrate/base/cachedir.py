@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
-from typing import Any
 
 
 def cache_root(cache_dir: str | None = None) -> Path:
@@ -23,13 +23,16 @@ def caching_enabled() -> bool:
     return os.environ.get("HIGHRATE_CACHE", "").lower() not in ("off", "0", "no", "false")
 
 
-def store_json(path: Path, doc: Any) -> None:
+def store_json(path: Path, doc: object) -> None:
     """Write ``doc`` to ``path`` atomically (concurrent runs and workers never read half an
     entry). A read-only or full cache folder is ignored: it only costs the next run the work."""
+    # a name of this process and thread (not tempfile: its import costs the up-to-date check 7 ms)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        with open(tmp, "w") as f:
             json.dump(doc, f)
-        os.replace(f.name, path)
+        os.replace(tmp, path)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink()

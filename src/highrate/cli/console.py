@@ -25,6 +25,14 @@ results = Console(record=True)  # the summary: the command's output, on stdout s
 # recorded, for the up-to-date stamp (cli/uptodate.py) to print again
 
 
+def fresh() -> None:
+    """New consoles for this process's own stdout and stderr (a command forked by ``highrate
+    serve``: the terminal, colours and width are the client's, not the server's)."""
+    global console, results
+    console = Console(stderr=True)
+    results = Console(record=True)
+
+
 @contextmanager
 def progress_bar(*, enabled: bool = True) -> Iterator[Any]:
     """A callback for :func:`highrate.run` that drives a rich progress bar."""

@@ -19,6 +19,7 @@ from highrate.cli.caching import add_cache_parser
 from highrate.cli.inspecting import add_cluster_parser, add_datasets_parser
 from highrate.cli.results import add_fit_parser, add_plot_parser
 from highrate.cli.running import add_running_parsers
+from highrate.cli.serving import add_serve_parser
 from highrate.cli.uptodate import stamp_path
 from highrate.errors import HighrateError, UserCodeError
 
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     add_datasets_parser(sub)
     add_broker_parser(sub)
     add_cache_parser(sub)
+    add_serve_parser(sub, run=main)
     return parser
 
 
