@@ -15,6 +15,7 @@ from highrate.engine.events import EventSchema
 from highrate.engine.stages.recording import Dependencies
 from highrate.execution.caching import CacheSettings
 from highrate.spec.analysis import Analysis
+from highrate.spec.pickling import dumps
 
 _analyses: dict[str, Analysis] = {}
 _lock = threading.Lock()
@@ -39,7 +40,7 @@ class AnalysisPayload:
     @property
     def blob(self) -> bytes:
         if self._blob is None:
-            self._blob = cloudpickle.dumps(self._analysis)
+            self._blob = dumps(self._analysis)
         return self._blob
 
     def __reduce__(self) -> tuple[Any, ...]:
