@@ -9,8 +9,10 @@ from pathlib import Path
 
 import cloudpickle
 import numpy as np
+import pytest
 
 import highrate
+from highrate.errors import ConfigError
 from highrate.spec.pickling import dumps
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "zmumu" / "analysis_nominal.py"
@@ -39,3 +41,18 @@ def test_a_library_cached_function_still_travels_by_reference() -> None:
     assert isinstance(fnmatch._compile_pattern, type(functools.cache(len)))  # an importable cached function
     assert cloudpickle.loads(dumps(fnmatch._compile_pattern)) is fnmatch._compile_pattern
     assert cloudpickle.loads(dumps(functools.reduce)) is functools.reduce
+
+
+def test_an_analysis_that_cannot_leave_the_process_is_a_clear_error(sample: Path, tmp_path: Path) -> None:
+    """A lock (unpicklable) held by a cut: one error naming the analysis and what to do, before any
+    worker runs a chunk."""
+    text = EXAMPLE.read_text().replace("import awkward as ak\n", "import threading\n\nimport awkward as ak\n\n"
+                                       "LOCK = threading.Lock()\n", 1)
+    text = text.replace('Cut("PV_npvsGood", lambda ev: ev.PV.npvsGood > 0)',
+                        'Cut("PV_npvsGood", lambda ev: LOCK is not None and ev.PV.npvsGood > 0)')
+    assert "LOCK is not None" in text
+    (tmp_path / "analysis.py").write_text(text)
+    analysis = highrate.load_analysis(tmp_path / "analysis.py")
+    with pytest.raises(ConfigError, match=r"cannot be sent to worker processes.*--executor sequential"):
+        highrate.run(analysis, highrate.load_datasets(sample),
+                     options=highrate.RunOptions(executor="processes", workers=2, cache=False))

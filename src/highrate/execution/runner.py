@@ -62,6 +62,8 @@ def run(
         options.executor, workers=options.workers, scheduler=options.scheduler, cluster=options.cluster
     )
     try:
+        if getattr(ex, "name", None) != "sequential":  # the analysis leaves this process
+            payload.check()
         failed: list[dict[str, Any]] = []
         files = describe_files(ex, datasets, refs, known, options, failed, report)
         t_meta = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from highrate.data.io.sources import AccessOptions
 from highrate.data.partition import WorkItem
 from highrate.engine.events import EventSchema
 from highrate.engine.stages.recording import Dependencies
+from highrate.errors import ConfigError
 from highrate.execution.caching import CacheSettings
 from highrate.spec.analysis import Analysis
 from highrate.spec.pickling import dumps
@@ -42,6 +44,18 @@ class AnalysisPayload:
         if self._blob is None:
             self._blob = dumps(self._analysis)
         return self._blob
+
+    def check(self) -> None:
+        """Pickle it now, in this thread: an analysis that cannot leave this process is a clear
+        error here, before any worker holds a chunk (not a traceback from a queue's thread)."""
+        try:
+            self.blob  # noqa: B018 (pickled and kept)
+        except (pickle.PicklingError, TypeError, AttributeError) as err:
+            name = self._analysis.name if self._analysis is not None else self.hash
+            raise ConfigError(
+                f"analysis {name!r} cannot be sent to worker processes: {err}. Define the object in a module "
+                "next to the analysis file, or run it with --executor sequential."
+            ) from err
 
     def __reduce__(self) -> tuple[Any, ...]:
         return AnalysisPayload, (self.hash, self.blob)
