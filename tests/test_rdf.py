@@ -229,3 +229,16 @@ def test_scheduler_address_runs_distrdf_on_that_cluster(sample, sequential, tmp_
     assert all(ran_here.values())  # the event loops ran in the cluster's workers
     for key, h in sequential[0].items():
         np.testing.assert_allclose(hists[key].values(flow=True), h.values(flow=True), rtol=1e-9)
+
+
+def test_cluster_profile_runs_distrdf_like_a_columnar_analysis(sample, sequential, tmp_path, monkeypatch):
+    """--cluster PROFILE: a user's profile (extending the shipped 'local') starts the cluster and
+    DistRDF runs on it, as a columnar analysis would with the same command."""
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text("clusters:\n  two-local: {extends: local, jobs: 2, memory: 3GB}\n")
+    monkeypatch.setenv("HIGHRATE_CLUSTERS", str(clusters))
+    hists, report = _run(RDF, sample, tmp_path / "out", "--cluster", "two-local")
+    assert report["options"]["executor"] == "cluster:two-local"
+    assert report["cutflow"] == sequential[1]["cutflow"]
+    for key, h in sequential[0].items():
+        np.testing.assert_allclose(hists[key].values(flow=True), h.values(flow=True), rtol=1e-9)
