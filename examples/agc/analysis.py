@@ -5,7 +5,7 @@ It reads only branches the AGC's NanoAOD files have (``Jet_btagCSVV2``, ``Electr
 ``Electron_sip3d``, ``Muon_tightId``, ``Muon_sip3d``, ``Muon_pfRelIso04_all``, ``genWeight``...),
 so it runs unchanged on the real files and on the synthetic ones of ``highrate.testing.agc``.
 
-Selection: exactly one tight electron (pT > 30 GeV, |eta| < 2.1, cutBased == 4, sip3d < 4) or
+Selection (the lepton part first, as the skim): exactly one tight electron (pT > 30 GeV, |eta| < 2.1, cutBased == 4, sip3d < 4) or
 muon (pT > 30 GeV, |eta| < 2.1, tightId, sip3d < 4, pfRelIso04_all < 0.15); >= 4 jets with
 pT > 30 GeV, |eta| < 2.4; >= 1 of them b-tagged (btagCSVV2 >= 0.5).
 Categories: ``4j1b`` (exactly one b tag), histogram ``HT`` (the scalar sum of the jets' pT), and
@@ -157,6 +157,8 @@ def pt_res(events, direction, meta, shared):
 
 analysis = Analysis(
     name="agc_ttbar",
+    # exactly one tight lepton, first: ~1 event in 4 passes, and the jets are read for those alone
+    skim=[Cut("one_tight_lepton", lambda ev: ak.num(electrons(ev)) + ak.num(muons(ev)) == 1)],
     objects={"ElectronGood": electrons, "MuonGood": muons, "JetGood": jets, "nBtag": n_btag},
     preselection=[
         Cut("one_lepton", lambda ev: ak.num(ev.ElectronGood) + ak.num(ev.MuonGood) == 1),

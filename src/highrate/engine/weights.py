@@ -43,6 +43,10 @@ def event_weights(weights: tuple[Weight, ...], events: ak.Array, meta: Mapping[s
     if not factors:
         return WeightSet()
     out = WeightSet(nominal=_product([f[1] for f in factors]))
+    if tracing:  # what the weights read is known from their factors: one product per variation
+        # would only cost typetracer work (half of a trace with many varied weights)
+        out.variations = {f"{w.name}{side}": out.nominal for w, *_ in factors if w.varied for side in ("Up", "Down")}
+        return out
     for k, (w, _, up, down) in enumerate(factors):
         if not w.varied:
             continue
