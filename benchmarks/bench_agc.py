@@ -48,6 +48,16 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_zmumu import (  # the harness's shared parts
+    _system_busy_s,
+    byte_compile_highrate,
+    default_coffea_python,
+    environment,
+    wait_quiet,
+    warm_up,
+)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 ANALYSIS = REPO / "examples" / "agc" / "analysis.py"
@@ -126,16 +136,6 @@ def input_files(yaml_path: Path) -> dict[str, list[str]]:
     return {d.name: [str(f) for f in d.files] for d in highrate.load_datasets(yaml_path)}
 
 
-def warm_up(files: list[str]) -> int:
-    """Read every byte once so that all measurements see page-cached input."""
-    total = 0
-    for f in files:
-        with open(f, "rb") as fh:
-            while chunk := fh.read(16 << 20):
-                total += len(chunk)
-    return total
-
-
 # --------------------------------------------------------------------------------------
 # measurement: a fresh process, its wall time, the peak RSS of each of its processes
 # --------------------------------------------------------------------------------------
@@ -182,26 +182,6 @@ def _sample_tree(pid: int, stop: threading.Event, peaks: dict[int, int], tree: l
                 pass
         tree[0] = max(tree[0], total)
         stop.wait(0.02)
-
-
-def _system_busy_s() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
-    return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
-
-
-def wait_quiet(max_wait_s: float, threshold: float = 0.3) -> float:
-    """Wait (up to ``max_wait_s``) until other processes use < ``threshold`` cores over 1 s."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        b0 = _system_busy_s()
-        time.sleep(1.0)
-        load = _system_busy_s() - b0
-        if not load > threshold or time.perf_counter() >= deadline:
-            return load
-        print(f"      (machine busy: {load:.1f} cores used by others; waiting)", flush=True)
-        time.sleep(2.0)
 
 
 def run_measured(label: str, cmd: list[str], env: dict[str, str]) -> dict:
@@ -381,35 +361,6 @@ def child_profile(argv: list[str], dump: str) -> None:
 # main
 # --------------------------------------------------------------------------------------
 
-def environment(coffea_python: str | None) -> str:
-    import platform
-    from importlib.metadata import version
-
-    def git(*a: str) -> str:
-        try:
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return "?"
-
-    dirty = git("status", "--porcelain", "--", "src", "examples")
-    lines = [f"# highrate {git('rev-parse', '--short', 'HEAD') or '?'}"
-             + (f" + uncommitted changes in src/, examples/ ({len(dirty.splitlines())} files)" if dirty else ""),
-             "# " + ", ".join(f"{m} {version(m)}" for m in ("uproot", "awkward", "numpy", "hist"))
-             + f", python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs"]
-    if coffea_python:
-        out = subprocess.run([coffea_python, "-c", "import coffea, uproot, awkward, numpy; print("
-                              "f'coffea {coffea.__version__}, uproot {uproot.__version__}, "
-                              "awkward {awkward.__version__}, numpy {numpy.__version__}')"],
-                             capture_output=True, text=True)
-        lines.append(f"# coffea venv: {out.stdout.strip() or out.stderr.strip()[-200:]}")
-    return "\n".join(lines)
-
-
-def _default_coffea_python() -> str | None:
-    cand = REPO / ".venv-coffea" / "bin" / "python"
-    return str(cand) if cand.exists() else None
-
-
 def _paired(a: list[dict], b: list[dict]) -> str:
     """Median (range) over repetitions of rate(a) / rate(b), each repetition's own pair."""
     ratios = [(x["events"] / x["wall_s"]) / (y["events"] / y["wall_s"]) for x, y in zip(a, b, strict=False)]
@@ -477,17 +428,6 @@ def print_report(every: dict[tuple[str, str], list[dict]], agreement: dict, titl
     return ok
 
 
-def _byte_compile_highrate() -> None:
-    """As pip does for an installed package: an editable highrate under PYTHONDONTWRITEBYTECODE=1
-    would otherwise be compiled from source in every measured process."""
-    import compileall
-
-    import highrate
-
-    compileall.compile_dir(Path(highrate.__file__).parent, quiet=1)
-    compileall.compile_dir(ANALYSIS.parent, quiet=1)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -503,7 +443,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3, help="interleaved repetitions (default 3)")
     p.add_argument("--skip-coffea", action="store_true")
     p.add_argument("--skip-two-workers", action="store_true")
-    p.add_argument("--coffea-python", default=_default_coffea_python(),
+    p.add_argument("--coffea-python", default=default_coffea_python(),
                    help="python of the venv with coffea (default ./.venv-coffea/bin/python)")
     p.add_argument("--wait-idle", type=float, default=20.0, metavar="S",
                    help="before each measurement wait up to S s for other processes to leave the CPUs "
@@ -545,7 +485,7 @@ def main() -> None:
         sys.exit(f"{ANALYSIS} is missing")
     yamls = generate(args.workdir, args.events, args.files, args.compressions, args.seed,
                      jobs=max(1, min(os.cpu_count() or 1, 4)))
-    _byte_compile_highrate()
+    byte_compile_highrate()
     out_dir = args.outputs or Path(tempfile.mkdtemp(prefix="bench-agc-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {comp: [f for fs in input_files(y).values() for f in fs] for comp, y in yamls.items()}

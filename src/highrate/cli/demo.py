@@ -3,6 +3,7 @@ the reference analysis run on it (Z→μμ, or the AGC ttbar analysis with ``hig
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from highrate.base.cachedir import cache_root
@@ -30,14 +31,8 @@ def demo_inputs(*, events: int, files: int, cache_dir: str | None = None) -> tup
     from highrate.testing import generate_dataset_set
 
     folder = cache_root(cache_dir) / f"demo-v{FORMAT}-{events}x{files}-seed{DEMO_SEED}"
-    datasets = folder / "datasets.yaml"
-    done = folder / ".complete"
-    if not done.exists():
-        from highrate.cli.console import console
-
-        console.print(f"generating the demo sample ({events:,} events per sample) into {folder} (once)")
-        generate_dataset_set(folder, events=events, files=files, seed=DEMO_SEED, compression="zstd")
-        done.write_text("ok\n")
+    datasets = _once(folder, f"the demo sample ({events:,} events per sample)", lambda: generate_dataset_set(
+        folder, events=events, files=files, seed=DEMO_SEED, compression="zstd"))
     return example_dir() / "analysis.py", datasets
 
 
@@ -49,12 +44,18 @@ def agc_inputs(*, events: int, files: int, cache_dir: str | None = None) -> tupl
     per_file = max(1, events // max(files, 1))
     events = per_file * files
     folder = cache_root(cache_dir) / f"demo-agc-v{AGC_FORMAT}-{events}x{files}-seed{AGC_SEED}"
-    datasets = folder / "datasets.yaml"
+    datasets = _once(folder, f"the AGC samples ({events:,} events per sample)", lambda: generate_agc_set(
+        folder, events=per_file, files=files, seed=AGC_SEED, compression="zstd"))
+    return example_dir("agc") / "analysis.py", datasets
+
+
+def _once(folder: Path, what: str, write: Callable[[], object]) -> Path:
+    """``folder/datasets.yaml``, which ``write`` makes the first time (said on the console)."""
     done = folder / ".complete"
     if not done.exists():
         from highrate.cli.console import console
 
-        console.print(f"generating the AGC samples ({events:,} events per sample) into {folder} (once)")
-        generate_agc_set(folder, events=per_file, files=files, seed=AGC_SEED, compression="zstd")
+        console.print(f"generating {what} into {folder} (once)")
+        write()
         done.write_text("ok\n")
-    return example_dir("agc") / "analysis.py", datasets
+    return folder / "datasets.yaml"
