@@ -242,3 +242,28 @@ def test_cluster_profile_runs_distrdf_like_a_columnar_analysis(sample, sequentia
     assert report["cutflow"] == sequential[1]["cutflow"]
     for key, h in sequential[0].items():
         np.testing.assert_allclose(hists[key].values(flow=True), h.values(flow=True), rtol=1e-9)
+
+
+def test_an_https_replica_roots_wheel_cannot_read_gives_way_to_root(sample, sequential, xrootd_server, https_server,
+                                                                     tmp_path):
+    """The `root` wheel reads no https:// (no Davix): with an https:// replica first and a root://
+    one second, each file is read over root://, and the report says why https:// was passed over."""
+    name = "DYJetsToLL_M-50"
+    entries = []
+    for f in sorted((sample.parent / name).glob("*.root")):
+        for folder in (xrootd_server.export_dir, https_server.root_dir):
+            (folder / "rdf-web").mkdir(parents=True, exist_ok=True)
+            shutil.copy(f, folder / "rdf-web" / f.name)
+        entries.append({"replicas": [https_server.url(f"rdf-web/{f.name}"),
+                                     xrootd_server.url(xrootd_server.export_dir / "rdf-web" / f.name)]})
+    meta = yaml.safe_load(sample.read_text())["datasets"][name]["metadata"]
+    remote = tmp_path / "web.yaml"  # highrate itself reads https:// (the metadata), trusting the server's CA
+    remote.write_text(yaml.safe_dump({"sources": {"ca_file": str(https_server.ca_file)},
+                                      "datasets": {name: {"files": entries, "metadata": meta}}}))
+    hists, report = _run(RDF, remote, tmp_path / "out")
+    assert report["cutflow"][name] == sequential[1]["cutflow"][name]
+    for key, h in sequential[0].items():
+        if key[1] == name:
+            np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))
+    failures = [x for f in report["files"].values() for x in f["replica_failures"]]
+    assert failures and all(x["replica"].startswith("https://") and "Davix" in x["error"] for x in failures), failures

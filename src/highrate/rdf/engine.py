@@ -70,23 +70,34 @@ def collect(handles: dict[tuple[str, str], Any], dataset: str, *, with_variation
     return out
 
 
+WEB = ("https://", "http://", "davs://", "dav://")
+
+
+def open_root_file(root: Any, url: str, tree: str) -> Any:
+    """``TFile.Open(url)``, which must hold ``tree``; an InputFileError saying why not (for a web
+    URL: that the ``root`` wheel cannot read one, and what to list instead)."""
+    try:
+        f = root.TFile.Open(url, "READ")
+    except OSError:  # PyROOT raises where C++ returns null
+        f = None
+    if not f or f.IsZombie():
+        hint = (" This ROOT reads no https:// or davs:// (the `root` wheel has no Davix): list a root:// replica "
+                "of the file, or use a ROOT built with Davix." if url.startswith(WEB) else "")
+        raise InputFileError(f"ROOT cannot open {url!r}.{hint}")
+    if not f.Get(tree):
+        f.Close()
+        raise InputFileError(f"{url!r} has no tree {tree!r} (the dataset's 'tree').")
+    return f
+
+
 def run_file(task: FileTask) -> Result:
     """Run the analysis over one file (the first replica that opens) and return its result."""
     root = import_root()
     ds = task.dataset
     where = ds.where(task.file)
 
-    def attempt(url: str) -> Any:
-        f = root.TFile.Open(url, "READ")
-        if not f or f.IsZombie():
-            raise InputFileError(f"ROOT cannot open {url!r}.")
-        if not f.Get(ds.tree):
-            f.Close()
-            raise InputFileError(f"{url!r} has no tree {ds.tree!r} (the dataset's 'tree').")
-        return f
-
     try:
-        f, replica, failures = first_working(where.replicas, attempt, what=f"opening {where.name!r}",
+        f, replica, failures = first_working(where.replicas, lambda url: open_root_file(root, url, ds.tree), what=f"opening {where.name!r}",
                                              timeout=ds.access.timeout if len(where.replicas) > 1 else None)
     except InputFileError as err:
         if not task.skip_bad:

@@ -24,7 +24,15 @@ from highrate.execution.options import RunOptions, RunOutcome
 from highrate.outputs.histograms import write_pickle, write_root
 from highrate.outputs.report import build_report, write_report
 from highrate.rdf.counting import counting
-from highrate.rdf.engine import FileTask, book, collect, import_root, run_file, varied
+from highrate.rdf.engine import (
+    FileTask,
+    book,
+    collect,
+    import_root,
+    open_root_file,
+    run_file,
+    varied,
+)
 from highrate.rdf.loading import load_build, source_digest, uses_vary
 from highrate.rdf.results import cutflow
 
@@ -161,13 +169,7 @@ def _size(files: dict[str, Any]) -> int:
 
 def _openable(root: Any, replicas: Sequence[str], tree: str, name: str) -> tuple[str, list[dict[str, Any]]]:
     def attempt(url: str) -> str:
-        f = root.TFile.Open(url, "READ")
-        try:
-            if not f or f.IsZombie() or not f.Get(tree):
-                raise InputFileError(f"ROOT cannot open {url!r} or it has no tree {tree!r}.")
-        finally:
-            if f:
-                f.Close()
+        open_root_file(root, url, tree).Close()
         return url
 
     url, _, failures = first_working(replicas, attempt, what=f"opening {name!r}")
