@@ -3,6 +3,7 @@ and the columnar example, on sequential, processes and Dask (DistRDF) executors.
 
 from __future__ import annotations
 
+import ast
 import json
 import pickle
 import shutil
@@ -19,6 +20,7 @@ ROOT = pytest.importorskip("ROOT", reason="the ROOT wheel is not installed: pip 
 from reference_zmumu import HISTS, analyse, combine, read  # noqa: E402
 
 from highrate.cli.main import main  # noqa: E402
+from highrate.rdf import loading  # noqa: E402
 from highrate.rdf.loading import is_rdf_analysis  # noqa: E402
 from highrate.rdf.results import to_hist, variation_name  # noqa: E402
 from highrate.testing import generate_dataset_set  # noqa: E402
@@ -267,3 +269,20 @@ def test_an_https_replica_roots_wheel_cannot_read_gives_way_to_root(sample, sequ
             np.testing.assert_array_equal(hists[key].values(flow=True), h.values(flow=True))
     failures = [x for f in report["files"].values() for x in f["replica_failures"]]
     assert failures and all(x["replica"].startswith("https://") and "Davix" in x["error"] for x in failures), failures
+
+
+def test_a_spurious_ast_depth_error_is_parsed_again(monkeypatch):
+    """CPython 3.11 shares the AST converter's depth counter between threads (gh-106905): a
+    parse racing another thread's fails once with a SystemError. The race cannot be made to
+    happen on demand, so the first parse here raises what CPython raises then."""
+    real, calls = ast.parse, []
+
+    def racing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=132, after=148)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loading.ast, "parse", racing)
+    assert is_rdf_analysis(RDF) and len(calls) == 2
+    assert not is_rdf_analysis(COLUMNAR)

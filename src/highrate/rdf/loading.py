@@ -23,7 +23,7 @@ def is_rdf_analysis(path: str | os.PathLike[str]) -> bool:
     loader, which reports it.
     """
     try:
-        tree = ast.parse(Path(path).read_text(), filename=str(path))
+        tree = _parse(path)
     except (OSError, SyntaxError, ValueError):
         return False
     builds = any(isinstance(n, ast.FunctionDef) and n.name == "build" for n in tree.body)
@@ -33,8 +33,21 @@ def is_rdf_analysis(path: str | os.PathLike[str]) -> bool:
 def uses_vary(path: str | os.PathLike[str]) -> bool:
     """Whether the file calls ``.Vary(...)``: only then are results asked for their variations
     (``VariationsFor`` compiles a varied copy of every action, seconds per analysis)."""
-    tree = ast.parse(Path(path).read_text(), filename=str(path))
-    return any(isinstance(n, ast.Attribute) and n.attr == "Vary" for n in ast.walk(tree))
+    return any(isinstance(n, ast.Attribute) and n.attr == "Vary" for n in ast.walk(_parse(path)))
+
+
+def _parse(path: str | os.PathLike[str]) -> ast.Module:
+    source = Path(path).read_text()
+    for attempt in range(3):
+        try:
+            return ast.parse(source, filename=str(path))
+        except SystemError as err:
+            # CPython 3.11 keeps the AST converter's depth counter per interpreter, not per thread
+            # (gh-106905): a parse on another thread at the same moment (3.11 parses source to
+            # place a traceback's carets) fails this one spuriously. Parsing again succeeds.
+            if "recursion depth mismatch" not in str(err) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _assigns_analysis(node: ast.stmt) -> bool:
