@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from highrate.cli.flags import add_debug
-from highrate.cli.uptodate import _module_files, _stat, environment
+from highrate.cli.uptodate import environment, file_stat, module_files
 from highrate.cli.warm import receive_message, send_message, socket_path
 
 Main = Callable[[Sequence[str]], int]
@@ -82,7 +82,7 @@ def serve(path: Any, run: Main, *, idle_timeout: float = 3600.0) -> None:
     command is ``run(argv)`` in a child."""
     for name in PRELOAD:
         __import__(name)
-    code = {p: _stat(p) for p in _module_files()}
+    code = {p: file_stat(p) for p in module_files()}
     installed = environment()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -108,7 +108,7 @@ def serve(path: Any, run: Main, *, idle_timeout: float = 3600.0) -> None:
                         send_message(conn, {"stopped": True})
                         return
                     continue
-                if (environment() != installed or any(_stat(p) != s for p, s in code.items())
+                if (environment() != installed or any(file_stat(p) != s for p, s in code.items())
                         or request["env"].get("PYTHONPATH") != os.environ.get("PYTHONPATH")):
                     _close(fds)
                     send_message(conn, {"stale": True})  # the client runs it; a new server would load the new code

@@ -60,8 +60,8 @@ def check(argv: Sequence[str]) -> str | None:
         return None
     try:
         fresh = (stamp["format"] == FORMAT and stamp["environment"] == environment()
-                 and all(_stat(p) == s for p, s in stamp["files"].items())
-                 and all(_stat(p) == s or digest(p) == d for p, (s, d) in stamp["sources"].items())
+                 and all(file_stat(p) == s for p, s in stamp["files"].items())
+                 and all(file_stat(p) == s or digest(p) == d for p, (s, d) in stamp["sources"].items())
                  and all(digest(p) == d for p, d in stamp["reads"].items())
                  and all(sorted(glob.glob(p, recursive=True)) == m for p, m in stamp["globs"].items()))
     except (KeyError, TypeError):
@@ -83,8 +83,8 @@ def record(stamp: Path, *, summary: str, sources: Iterable[str], files: Iterable
     ``outputs``. Sources count as unchanged while their content is (a save without an edit);
     input and output files while their size, modification time and inode are."""
     out = Path(outputs)
-    stats = {os.path.abspath(p): _stat(p) for p in {*files, *(str(p) for p in out.iterdir() if p.is_file())}}
-    code = {os.path.abspath(p): [_stat(p), digest(p)] for p in {*sources, *_module_files()}}
+    stats = {os.path.abspath(p): file_stat(p) for p in {*files, *(str(p) for p in out.iterdir() if p.is_file())}}
+    code = {os.path.abspath(p): [file_stat(p), digest(p)] for p in {*sources, *module_files()}}
     if None in stats.values() or any(None in v for v in code.values()):
         return  # something went missing as the run ended: no promise to make
     store_json(stamp, {
@@ -123,7 +123,7 @@ def _installed_folders() -> list[str]:
     return sorted({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths})
 
 
-def _module_files() -> list[str]:
+def module_files() -> list[str]:
     """The source of every module loaded from outside the Python installation (whose versions
     :func:`environment` covers): the analysis' helpers, an editable install's code."""
     installed = tuple(os.path.join(f, "") for f in _installed_folders())
@@ -135,7 +135,8 @@ def _module_files() -> list[str]:
     return found
 
 
-def _stat(path: str) -> list[int] | None:
+def file_stat(path: str) -> list[int] | None:
+    """(size, mtime ns, inode) of a file, None when it is gone."""
     try:
         st = os.stat(path)
     except OSError:
