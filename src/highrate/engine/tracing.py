@@ -28,7 +28,11 @@ def needed_branches(analysis: Analysis, schema: EventSchema, meta: Mapping[str, 
 
 
 def trace(analysis: Analysis, schema: EventSchema, meta: Mapping[str, Any]) -> tuple[tuple[str, ...], Dependencies]:
-    """(branches the analysis reads, what its skim and objects read and its shape variations replace)."""
+    """(branches the analysis reads, what its skim and objects read and its shape variations replace).
+
+    The nominal pass is traced in full; of each shape variation only its function (up), since
+    the objects and stages after it are the nominal pass's on the same fields.
+    """
     layout, report = ak.typetracer.typetracer_with_report(schema.form())
     events = ak.Array(layout, behavior=behavior)
     recorder = TraceRecorder(report)
