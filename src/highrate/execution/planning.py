@@ -18,6 +18,7 @@ from highrate.data.partition import WorkItem, split_entries
 from highrate.data.replicas import FileLocations
 from highrate.engine.events import EventSchema
 from highrate.engine.plancache import cached_trace
+from highrate.engine.tracesharing import SharedTraces
 from highrate.engine.tracing import trace
 from highrate.errors import (
     CredentialError,
@@ -93,7 +94,11 @@ def describe_files(
 
 
 
-def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) -> DatasetPlan:
+def plan_dataset(
+    analysis: Analysis, dataset: Dataset, files: list[FileInfo], traces: SharedTraces | None = None
+) -> DatasetPlan:
+    """The dataset's plan: what to read, what its stages depend on. ``traces`` (one per run) lets
+    datasets whose metadata differ only where the analysis does not look share one trace."""
     # the union of all files' branches, so that a file lacking one is named by check_branches
     # whatever its position, instead of failing the trace when it happens to come first
     union: dict[str, BranchInfo] = {}
@@ -113,7 +118,7 @@ def plan_dataset(analysis: Analysis, dataset: Dataset, files: list[FileInfo]) ->
                 "events they hold, which undercounts a file skimmed before; give sum_genweight in the dataset's "
                 "metadata to override.", dataset.name, len(summed), summed[0], " and more" if len(summed) > 1 else "")
     try:
-        branches, deps = cached_trace(analysis, schema, meta, trace)
+        branches, deps = cached_trace(analysis, schema, meta, traces or trace)
     except UnknownQuantityError as err:
         raise UnknownQuantityError(f"dataset {dataset.name!r}: {err}{_field_hint(err, schema, files)}") from err
     defaults = {b: v for b, v in analysis.column_defaults.items() if b in branches}

@@ -9,6 +9,8 @@ from typing import Any
 from highrate.data.datasets import Dataset
 from highrate.data.partition import WorkItem
 from highrate.engine.result import Result, accumulate, finished
+from highrate.engine.tracesharing import SharedTraces
+from highrate.engine.tracing import trace
 from highrate.errors import ConfigError, RunFailedError
 from highrate.execution.allocator import keep_freed_memory
 from highrate.execution.chunks import run_chunks
@@ -67,7 +69,8 @@ def run(
         failed: list[dict[str, Any]] = []
         files = describe_files(ex, datasets, refs, known, options, failed, report)
         t_meta = time.perf_counter()
-        plans = {d.name: plan_dataset(analysis, d, files[d.name]) for d in datasets if files[d.name]}
+        traces = SharedTraces(trace)
+        plans = {d.name: plan_dataset(analysis, d, files[d.name], traces) for d in datasets if files[d.name]}
         t_plan = time.perf_counter()
         items: list[WorkItem] = []
         for d in datasets:

@@ -163,7 +163,8 @@ def downstream(
     weights = stage.weights
     filled = stage.filled
     with clock("categories"):
-        parts = analysis.subsamples.get(meta.get("sample", ""), {})
+        # read only when there are subsamples: datasets of different samples may share a trace
+        parts = analysis.subsamples.get(meta.get("sample", ""), {}) if analysis.subsamples else {}
         targets = [(f"{meta['dataset']}_{part}", masks(cuts, f"subsample {part!r}"))
                    for part, cuts in parts.items()] or [(None, None)]
         stage.part_masks = dict(targets)
