@@ -41,7 +41,8 @@ def traces(monkeypatch, computing):
 
 def leading_pt(events, params, meta):
     # a float of the metadata decides which collection is read: looked at, so not shared across
-    collection = events.Muon if meta["muons"] > 0.5 else events.Jet
+    muons = meta["muons"] > 0.5 or meta["process"] == "wjets"
+    collection = events.Muon if muons else events.Jet
     return ak.fill_none(ak.firsts(collection.pt), -1.0)
 
 
@@ -79,13 +80,20 @@ def values(outcome, name):
 
 
 def test_datasets_differing_in_an_arithmetic_float_share_one_trace(nanoaod, traces):
-    datasets = [dataset(nanoaod, "a", xsec=1.0, muons=0.0), dataset(nanoaod, "b", xsec=2.5, muons=0.0),
-                dataset(nanoaod, "c", xsec=500.0, muons=1.0), dataset(nanoaod, "d", xsec=3.0, muons=0.0, year="2017")]
+    datasets = [dataset(nanoaod, "a", xsec=1.0, muons=0.0, process="tt"),
+                dataset(nanoaod, "b", xsec=2.5, muons=0.2, process="st"),
+                dataset(nanoaod, "c", xsec=500.0, muons=1.0, process="tt"),
+                dataset(nanoaod, "d", xsec=3.0, muons=0.0, process="tt", year="2017"),
+                dataset(nanoaod, "e", xsec=3.0, muons=0.0, process="wjets"),
+                dataset(nanoaod, "f", xsec=4.0, muons=0.0, process="wjets")]
     outcome = highrate.run(analysis(normalisation), datasets)
-    # a traced; b shares it; c differs in the float the trace compared; d has a key the analysis
-    # never reads, so it shares a's too
-    assert traces == ["a", "c"]
-    for name, xsec, collection in (("a", 1.0, "Jet"), ("b", 2.5, "Jet"), ("c", 500.0, "Muon"), ("d", 3.0, "Jet")):
+    # a traced; b shares it (its float and its string compare as a's did); c's float compares the
+    # other way, so c reads its own branches; d has a key the analysis never reads; e's string
+    # compares the other way; f shares e's
+    assert traces == ["a", "c", "e"]
+    expect = {"a": (1.0, "Jet"), "b": (2.5, "Jet"), "c": (500.0, "Muon"), "d": (3.0, "Jet"), "e": (3.0, "Muon"),
+              "f": (4.0, "Muon")}
+    for name, (xsec, collection) in expect.items():
         np.testing.assert_allclose(values(outcome, name), expected(nanoaod, collection, xsec * 2.0 / 1000.0),
                                    rtol=1e-12, err_msg=name)
     assert "Muon_pt" in outcome.plans["c"].branches and "Muon_pt" not in outcome.plans["a"].branches
@@ -93,7 +101,8 @@ def test_datasets_differing_in_an_arithmetic_float_share_one_trace(nanoaod, trac
 
 
 def test_a_float_only_numpy_can_use_is_traced_with_the_plain_metadata(nanoaod, traces):
-    datasets = [dataset(nanoaod, "a", xsec=3.0, muons=0.0), dataset(nanoaod, "b", xsec=4.0, muons=0.0)]
+    datasets = [dataset(nanoaod, "a", xsec=3.0, muons=0.0, process="tt"),
+                dataset(nanoaod, "b", xsec=4.0, muons=0.0, process="tt")]
     outcome = highrate.run(analysis(log_weight), datasets)
     assert traces == ["a", "a", "b", "b"]  # the watched trace failed each time, the plain one ran
     for name, xsec in (("a", 3.0), ("b", 4.0)):
@@ -104,19 +113,26 @@ def test_what_the_watched_metadata_records():
     meta = WatchedMeta({"xsec": 2.0, "lumi": 3.0, "process": "tt", "year": 2018, "k": 1.5})
     scale = meta["xsec"] * meta["lumi"]
     assert meta.get("is_mc") is None
-    assert meta["process"] == "tt"
-    assert meta.exact == {"is_mc": meta.exact["is_mc"], "process": "tt"} and meta.floats == {"xsec", "lumi"}
+    assert meta["process"] != "ww" and meta["process"] not in ("zz", "yy")
+    assert meta.exact == {"is_mc": meta.exact["is_mc"]} and meta.floats == {"xsec", "lumi"}
     assert meta.admits({"xsec": 7.0, "lumi": 1.0, "process": "tt", "year": 1999, "k": 0.0})
-    assert not meta.admits({"xsec": 7.0, "lumi": 1.0, "process": "ww"})  # a string read
+    assert meta.admits({"xsec": 7.0, "lumi": 1.0, "process": "st"})  # compares as "tt" did
+    assert not meta.admits({"xsec": 7.0, "lumi": 1.0, "process": "ww"})
     assert not meta.admits({"xsec": 7, "lumi": 1.0, "process": "tt"})  # an int where a float was
     assert not meta.admits({"xsec": 7.0, "lumi": 1.0, "process": "tt", "is_mc": True})  # was absent
     assert scale > 5  # looking at a value computed from two keys makes both exact
     assert not meta.admits({"xsec": 7.0, "lumi": 3.0, "process": "tt"})
     assert meta.admits({"xsec": 2.0, "lumi": 3.0, "process": "tt", "k": 9.0})
-    for look in (bool, str, hash, float, int, round, np.float64, np.asarray, lambda x: f"{x:.1f}", lambda x: {2.0: 1}.get(x)):
+    for look in (bool, str, hash, float, int, round, np.float64, np.asarray, lambda x: f"{x:.1f}", lambda x: {2.0: 1}.get(x),
+                 lambda x: x > 3):  # a computed value compared
         fresh = WatchedMeta({"k": 2.0})
         look(fresh["k"] * 2)
         assert fresh.exact == {"k": 2.0}, look
+    for look in (hash, str, len, lambda x: x[0], lambda x: x.startswith("t"), lambda x: x + "s", lambda x: f"{x}",
+                 lambda x: {"tt": 1}.get(x), lambda x: "t" in x):
+        fresh = WatchedMeta({"p": "tt"})
+        look(fresh["p"])
+        assert fresh.exact == {"p": "tt"}, look
     fresh = WatchedMeta({"k": 2.0})
     dict(fresh)  # copying the metadata reads every key and value
     assert fresh.everything and not fresh.admits({"k": 3.0}) and fresh.admits({"k": 2.0})
