@@ -13,7 +13,7 @@ import pytest
 import uproot
 
 import highrate
-import highrate.execution.runner as runner
+import highrate.execution.planning as planning
 from highrate.engine.tracesharing import WatchedMeta
 from highrate.testing import generate_file
 
@@ -29,13 +29,13 @@ def nanoaod(tmp_path_factory):
 def traces(monkeypatch, computing):
     """The datasets each run actually traced (the others shared a trace)."""
     seen: list[str] = []
-    real = runner.trace
+    real = planning.trace
 
     def counting(analysis, schema, meta):
         seen.append(getattr(meta, "plain", meta)["dataset"])  # unrecorded
         return real(analysis, schema, meta)
 
-    monkeypatch.setattr(runner, "trace", counting)
+    monkeypatch.setattr(planning, "trace", counting)
     return seen
 
 

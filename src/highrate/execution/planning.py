@@ -94,6 +94,11 @@ def describe_files(
 
 
 
+def shared_traces() -> SharedTraces:
+    """For one run: the datasets that may share a trace get one (``engine/tracesharing.py``)."""
+    return SharedTraces(lambda analysis, schema, meta: trace(analysis, schema, meta))
+
+
 def plan_dataset(
     analysis: Analysis, dataset: Dataset, files: list[FileInfo], traces: SharedTraces | None = None
 ) -> DatasetPlan:

@@ -9,8 +9,6 @@ from typing import Any
 from highrate.data.datasets import Dataset
 from highrate.data.partition import WorkItem
 from highrate.engine.result import Result, accumulate, finished
-from highrate.engine.tracesharing import SharedTraces
-from highrate.engine.tracing import trace
 from highrate.errors import ConfigError, RunFailedError
 from highrate.execution.allocator import keep_freed_memory
 from highrate.execution.chunks import run_chunks
@@ -23,6 +21,7 @@ from highrate.execution.planning import (
     describe_files,
     plan_dataset,
     remembered_here,
+    shared_traces,
     with_credentials,
     work_items,
 )
@@ -69,7 +68,7 @@ def run(
         failed: list[dict[str, Any]] = []
         files = describe_files(ex, datasets, refs, known, options, failed, report)
         t_meta = time.perf_counter()
-        traces = SharedTraces(trace)
+        traces = shared_traces()
         plans = {d.name: plan_dataset(analysis, d, files[d.name], traces) for d in datasets if files[d.name]}
         t_plan = time.perf_counter()
         items: list[WorkItem] = []
