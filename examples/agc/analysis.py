@@ -79,7 +79,8 @@ def m_bjj(events):
     Columnar, without awkward's combinatorics: the events are grouped by their number of jets n
     (a loop over the few values of n, not over events), and each group's trijets are the index
     table of ``itertools.combinations(range(n), 3)`` (in awkward's ``argcombinations`` order)
-    added to the events' first jet, summed as four-momenta on the jets' flat values."""
+    added to the events' first jet. Every trijet's pT comes from its jets' px and py; the
+    four-momentum sum, for the mass, only for the chosen one."""
     jets = events.JetGood
     if is_typetracer(jets.pt):  # tracing: the same reads, one number per event
         touched = jets.pt + jets.eta + jets.phi + jets.mass + (jets.btagCSVV2 >= B_TAG_THRESHOLD) + events.nBtag
@@ -88,17 +89,21 @@ def m_bjj(events):
     starts = np.cumsum(counts) - counts
     pt, eta, phi, mass = (ak.to_numpy(ak.flatten(jets[f], axis=1)).astype(np.float64) for f in FIELDS[:4])
     tagged = ak.to_numpy(ak.flatten(jets.btagCSVV2, axis=1)) >= B_TAG_THRESHOLD
-    p4 = (pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta), np.sqrt((pt * np.cosh(eta)) ** 2 + mass**2))
+    px, py = pt * np.cos(phi), pt * np.sin(phi)
     wanted = (ak.to_numpy(events.nBtag) >= 2) & (counts >= 3)  # the others' trijets are never filled
     out = np.full(len(counts), np.nan)
     for n in np.unique(counts[wanted]):
         group = np.flatnonzero(wanted & (counts == n))
         index = starts[group][:, None, None] + _trijets(int(n))[None]  # (events, trijets, 3)
-        px, py, pz, e = (v[index].sum(axis=2) for v in p4)
         with_b = tagged[index].any(axis=2)
-        best = np.argmax(np.where(with_b, np.hypot(px, py), -1.0), axis=1)  # the first of the largest pT
+        trijet_pt = np.hypot(px[index].sum(axis=2), py[index].sum(axis=2))
+        best = np.argmax(np.where(with_b, trijet_pt, -1.0), axis=1)  # the first of the largest pT
         row = np.arange(len(group))
-        m = np.sqrt(np.maximum(e[row, best] ** 2 - px[row, best] ** 2 - py[row, best] ** 2 - pz[row, best] ** 2, 0.0))
+        chosen = index[row, best]  # (events, 3): only the chosen trijet's mass is needed
+        j_pt, j_eta, j_mass = pt[chosen], eta[chosen], mass[chosen]
+        x, y = px[chosen].sum(axis=1), py[chosen].sum(axis=1)
+        z, e = (j_pt * np.sinh(j_eta)).sum(axis=1), np.sqrt((j_pt * np.cosh(j_eta)) ** 2 + j_mass**2).sum(axis=1)
+        m = np.sqrt(np.maximum(e**2 - x**2 - y**2 - z**2, 0.0))
         out[group] = np.where(with_b[row, best], m, np.nan)
     return out
 
