@@ -49,8 +49,9 @@ class Registration:
     last_seen: float = field(default_factory=time.monotonic)
     channels: dict[int, Channel] = field(default_factory=dict)
 
-    async def send(self, data: bytes) -> None:
-        self.link.write(data)
+    async def send(self, *parts: bytes | memoryview) -> None:
+        for part in parts:
+            self.link.write(part)
         await self.link.drain()
 
 
@@ -268,7 +269,7 @@ class Broker:
             registration.link.write(p.frame(p.CLOSE, number))
             return
         # made here, before the next frame is read: the listener's first DATA may follow at once
-        channel = Channel(number, pending.link, send=registration.send)
+        channel = Channel(number, send=registration.send)
         registration.channels[number] = channel
         pending.answer.set_result(channel)
 
@@ -306,7 +307,7 @@ class Broker:
                 self.counts["relayed"] += 1
                 log.debug("relaying %s -> %s as %d", peer, target, number)
                 try:
-                    await answered.run()
+                    await answered.relay(link)
                 finally:
                     registration.channels.pop(number, None)
             else:

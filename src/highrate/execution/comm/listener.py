@@ -29,15 +29,15 @@ from tornado.iostream import IOStream, StreamClosedError
 from highrate.errors import ConfigError
 from highrate.execution.comm import protocol as p
 from highrate.execution.comm import settings
+from highrate.execution.comm.channelcomm import ChannelComm
 from highrate.execution.comm.errors import (
     BrokerProtocolError,
     BrokerRefusedError,
     BrokerUnavailableError,
 )
-from highrate.execution.comm.link import open_link
 from highrate.execution.comm.peer import dial, handshake
 from highrate.execution.comm.relay import Channel, deliver
-from highrate.execution.comm.streams import tornado_frame
+from highrate.execution.comm.streams import TornadoFrames
 
 log = logging.getLogger(__name__)
 RELAY_MEMORY = 300.0  # seconds a listener relays without trying reversal again, once it failed
@@ -169,26 +169,28 @@ class BrokerListener(BaseListener):
     async def _serve_registration(self) -> None:
         stream = self._stream
         assert stream is not None
+        reader = TornadoFrames(stream)
         while True:
             # the broker pings every heartbeat: three missed pings mean it is gone
             async with asyncio.timeout(3 * self._heartbeat):
-                kind, number, payload = await tornado_frame(stream)
-            channel = self._channels.get(number)
-            if kind == p.CONTROL:
-                message = p.parse_control(payload)
-                if message["op"] == "ping":
-                    await stream.write(p.control({"op": "pong"}))
-                elif message["op"] == "reverse":
-                    self._spawn(self._answer(int(message["conn"]), str(message.get("peer", ""))))
-            elif channel is None:
-                continue
-            else:
-                deliver(channel, kind, payload)
+                frames = await reader.frames()
+            for kind, number, payload in frames:
+                if kind == p.CONTROL:
+                    message = p.parse_control(bytes(payload))
+                    if message["op"] == "ping":
+                        await stream.write(p.control({"op": "pong"}))
+                    elif message["op"] == "reverse":
+                        self._spawn(self._answer(int(message["conn"]), str(message.get("peer", ""))))
+                elif (channel := self._channels.get(number)) is not None:
+                    deliver(channel, kind, payload)
 
-    async def _send(self, data: bytes) -> None:
-        if self._stream is None:
+    async def _send(self, *parts: bytes | memoryview) -> None:
+        stream = self._stream
+        if stream is None:
             raise CommClosedError(f"{self.name} has no registration at the broker")
-        await self._stream.write(data)
+        for part in parts[:-1]:  # queued together: no other frame can come between them
+            stream.write(part)
+        await stream.write(parts[-1])
 
     async def _answer(self, number: int, peer: str) -> None:
         """The broker asks for connection ``number``: reverse it, or relay it."""
@@ -225,42 +227,13 @@ class BrokerListener(BaseListener):
             return
         await self.comm_handler(comm)
 
-    async def _relay(self, number: int, peer_address: str) -> TCP:
-        """Connection ``number`` relayed over the registration: a local TCP pair, one end a Dask comm."""
-        ours, theirs = await _loopback_pair()
-        channel = Channel(number, await open_link(theirs), self._send)
+    async def _relay(self, number: int, peer_address: str) -> ChannelComm:
+        """Connection ``number`` relayed over the registration, as a Dask comm of its own."""
+        channel = Channel(number, self._send)
         self._channels[number] = channel  # before the broker hears of it: its DATA may come next
         await self._send(p.control({"op": "relay", "conn": number}))
-        self._spawn(self._run_channel(channel))
-        return TCP(IOStream(ours), self.contact_address, peer_address, self.deserialize)
-
-    async def _run_channel(self, channel: Channel) -> None:
-        try:
-            await channel.run()
-        finally:
-            self._channels.pop(channel.number, None)
-
-
-async def _loopback_pair() -> tuple[socket.socket, socket.socket]:
-    """Two connected TCP sockets on 127.0.0.1 (Dask's TCP comm sets TCP options a Unix socket lacks).
-
-    The one accepted must be the one connected: a check that no other local process got in.
-    """
-    loop = asyncio.get_running_loop()
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        server.setblocking(False)
-        ours = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        ours.setblocking(False)
-        try:
-            await loop.sock_connect(ours, server.getsockname())
-            while True:
-                theirs, address = await loop.sock_accept(server)
-                if address == ours.getsockname():
-                    return ours, theirs
-                theirs.close()
-        except BaseException:
-            ours.close()
-            raise
+        return ChannelComm(channel, self.contact_address, peer_address, self.deserialize,
+                           on_close=lambda: self._channels.pop(number, None))
 
 
 def _new_name() -> str:

@@ -64,6 +64,11 @@ def frame(kind: int, channel: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(kind, channel, len(payload)) + payload
 
 
+def header(kind: int, channel: int, length: int) -> bytes:
+    """A frame's header alone, to be sent just before its ``length`` bytes of payload."""
+    return HEADER.pack(kind, channel, length)
+
+
 def parse_header(data: bytes) -> tuple[int, int, int]:
     """(kind, channel, length) of a frame header, checked against the size limits."""
     kind, channel, length = HEADER.unpack(data)

@@ -3,12 +3,13 @@
 When a listener cannot open a new connection to the broker (an egress rule, a limit on
 connections), the broker relays instead: the connection's bytes travel as DATA frames over the
 registration the listener already holds, tagged with the connection's number. Each direction may
-have at most ``WINDOW`` bytes in flight; the receiver returns CREDIT as it writes them out. A
+have at most ``WINDOW`` bytes in flight; the receiver returns CREDIT as it consumes them. A
 reader that stops reading therefore stalls only its own connection: the registration's reader
 never waits on it, and its other connections go on.
 
-Both ends use this class: the broker with the dialling peer's link as the local end, the
-listener with one end of a local TCP pair whose other end is a Dask comm.
+A :class:`Channel` is one end. At the broker, :meth:`Channel.relay` pumps it to and from the
+dialling peer's link; at the listener, a :class:`~highrate.execution.comm.channelcomm.ChannelComm`
+reads and writes Dask messages on it directly.
 """
 
 from __future__ import annotations
@@ -29,32 +30,36 @@ from highrate.execution.comm.protocol import (
     WINDOW,
     credit,
     frame,
+    header,
     parse_credit,
 )
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[bytes], Awaitable[None]]
+# writes its parts, in order and with nothing between them, to the registration, and waits
+# until they are on their way: a frame's header and its payload go out without a joined copy
+Send = Callable[..., Awaitable[None]]
 
 
 class Channel:
-    """Relays the local connection ``link`` as channel ``number`` through ``send``."""
+    """Connection ``number``, relayed through ``send``."""
 
-    def __init__(self, number: int, link: Link, send: Send) -> None:
+    def __init__(self, number: int, send: Send) -> None:
         self.number = number
-        self._link, self._send = link, send
+        self._send = send
         self._credit = WINDOW  # bytes this end may still send before the far end returns credit
         self._credit_changed = asyncio.Event()
-        self._inbox: deque[bytes] = deque()
+        self._inbox: deque[bytes | memoryview] = deque()
         self._inbox_bytes = 0
         self._inbox_changed = asyncio.Event()
-        self._remote_closed = False
+        self._owed = 0  # bytes consumed here whose credit is not returned yet
+        self.remote_closed = False
         self._sent_close = False
         self.sent = self.received = 0
 
     # called by the registration's reader; never blocks
-    def feed(self, data: bytes) -> None:
-        """DATA from the far end, to be written to the local end."""
+    def feed(self, data: bytes | memoryview) -> None:
+        """DATA from the far end, to be consumed here."""
         if self._inbox_bytes + len(data) > WINDOW:
             raise BrokerProtocolError(f"relayed connection {self.number} overran its window")
         self._inbox.append(data)
@@ -62,19 +67,87 @@ class Channel:
         self._inbox_changed.set()
 
     def grant(self, amount: int) -> None:
-        """CREDIT from the far end: it wrote out ``amount`` more bytes."""
+        """CREDIT from the far end: it consumed ``amount`` more bytes."""
         self._credit += amount
         self._credit_changed.set()
 
     def remote_close(self) -> None:
-        """CLOSE from the far end, or the registration is gone: finish and close the local end."""
-        self._remote_closed = True
+        """CLOSE from the far end, or the registration is gone: no more data either way."""
+        self.remote_closed = True
         self._inbox_changed.set()
         self._credit_changed.set()
 
-    async def run(self) -> None:
-        """Relay until either end closes; then close the local end and tell the far end."""
-        tasks = {asyncio.create_task(self._outbound()), asyncio.create_task(self._inbound())}
+    # the end's own side
+    async def send(self, data: bytes | memoryview) -> bool:
+        """Send ``data`` as DATA frames as credit allows; False if the far end closed first."""
+        view = memoryview(data).cast("B")
+        while view.nbytes:
+            while self._credit <= 0:
+                if self.remote_closed:
+                    return False
+                self._credit_changed.clear()
+                await self._credit_changed.wait()
+            n = min(view.nbytes, self._credit, MAX_DATA)
+            piece, view = view[:n], view[n:]
+            self._credit -= n
+            self.sent += n
+            await self._send(header(DATA, self.number, n), piece)
+        return True
+
+    async def receive(self) -> bytes | memoryview | None:
+        """The next DATA from the far end; None once it closed and everything was taken.
+
+        Credit for what was consumed goes back before this waits, so that the far end is never
+        held up by credit this end owes while it has nothing to read.
+        """
+        while not self._inbox:
+            if self._owed:
+                await self._return_credit()
+                continue  # the inbox may have filled meanwhile
+            if self.remote_closed:
+                return None
+            self._inbox_changed.clear()
+            await self._inbox_changed.wait()
+        data = self._inbox.popleft()
+        self._inbox_bytes -= len(data)
+        self.received += len(data)
+        return data
+
+    async def consumed(self, amount: int) -> None:
+        """``amount`` bytes received were used up: their credit goes back, in batches."""
+        self._owed += amount
+        if self._owed >= WINDOW // 4:
+            await self._return_credit()
+
+    async def _return_credit(self) -> None:
+        owed, self._owed = self._owed, 0
+        await self._send(credit(self.number, owed))
+
+    @property
+    def exhausted(self) -> bool:
+        """The far end closed, and everything it sent was taken."""
+        return self.remote_closed and not self._inbox
+
+    def abandon(self) -> None:
+        """End the connection from this side without waiting: CLOSE goes out in the background."""
+        if not (self.remote_closed or self._sent_close):
+            self._sent_close = True
+            with contextlib.suppress(RuntimeError):  # no running loop: the registration's end tells
+                task = asyncio.get_running_loop().create_task(self._send(frame(CLOSE, self.number)))
+                _background.add(task)
+                task.add_done_callback(_finished)
+        self.remote_close()
+
+    async def close(self) -> None:
+        """Tell the far end this connection ended (once)."""
+        if not (self.remote_closed or self._sent_close):
+            self._sent_close = True
+            with contextlib.suppress(Exception):
+                await self._send(frame(CLOSE, self.number))
+
+    async def relay(self, link: Link) -> None:
+        """Pump ``link`` both ways until either end closes; then close both."""
+        tasks = {asyncio.create_task(self._outbound(link)), asyncio.create_task(self._inbound(link))}
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -85,56 +158,33 @@ class Channel:
             for result in results:
                 if isinstance(result, Exception) and not isinstance(result, ConnectionError | asyncio.CancelledError):
                     log.debug("relayed connection %d ended: %r", self.number, result)
-            self._link.close()
-            if not (self._remote_closed or self._sent_close):
-                self._sent_close = True
-                with contextlib.suppress(Exception):
-                    await self._send(frame(CLOSE, self.number))
+            link.close()
+            await self.close()
 
-    async def _outbound(self) -> None:
-        while True:
-            data = await self._link.read(MAX_DATA)
-            if not data:
-                break
-            while data:
-                while self._credit <= 0:
-                    if self._remote_closed:
-                        return
-                    self._credit_changed.clear()
-                    await self._credit_changed.wait()
-                n = min(len(data), self._credit)
-                piece, data = (data, b"") if n == len(data) else (data[:n], data[n:])
-                self._credit -= n
-                self.sent += n
-                await self._send(frame(DATA, self.number, piece))
-        self._sent_close = True
-        await self._send(frame(CLOSE, self.number))
+    async def _outbound(self, link: Link) -> None:
+        while data := await link.read(MAX_DATA):
+            if not await self.send(data):
+                return
+        await self.close()
 
-    async def _inbound(self) -> None:
-        owed = 0  # credit written out locally, not yet returned
-        while True:
-            while not self._inbox:
-                if owed:  # the inbox may fill while this is sent: look again before waiting
-                    await self._send(credit(self.number, owed))
-                    owed = 0
-                    continue
-                if self._remote_closed:
-                    await self._link.drain()
-                    return
-                self._inbox_changed.clear()
-                await self._inbox_changed.wait()
-            data = self._inbox.popleft()
-            self._inbox_bytes -= len(data)
-            self._link.write(data)
-            await self._link.drain()
-            self.received += len(data)
-            owed += len(data)
-            if owed >= WINDOW // 4:
-                await self._send(credit(self.number, owed))
-                owed = 0
+    async def _inbound(self, link: Link) -> None:
+        while (data := await self.receive()) is not None:
+            link.write(data)
+            await link.drain()
+            await self.consumed(len(data))
+        await link.drain()
 
 
-def deliver(channel: Channel, kind: int, payload: bytes) -> None:
+_background: set[asyncio.Task[None]] = set()
+
+
+def _finished(task: asyncio.Task[None]) -> None:
+    _background.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("a relayed connection's CLOSE was not sent: %r", task.exception())
+
+
+def deliver(channel: Channel, kind: int, payload: bytes | memoryview) -> None:
     """A frame that arrived for one relayed connection: its data, more credit, or its end."""
     if kind == DATA:
         channel.feed(payload)
