@@ -49,9 +49,12 @@ class Registration:
     last_seen: float = field(default_factory=time.monotonic)
     channels: dict[int, Channel] = field(default_factory=dict)
 
-    async def send(self, *parts: bytes | memoryview) -> None:
+    def write(self, *parts: bytes | memoryview) -> None:
         for part in parts:
             self.link.write(part)
+
+    async def send(self, *parts: bytes | memoryview) -> None:
+        self.write(*parts)
         await self.link.drain()
 
 
@@ -269,7 +272,7 @@ class Broker:
             registration.link.write(p.frame(p.CLOSE, number))
             return
         # made here, before the next frame is read: the listener's first DATA may follow at once
-        channel = Channel(number, send=registration.send)
+        channel = Channel(number, send=registration.send, write=registration.write)
         registration.channels[number] = channel
         pending.answer.set_result(channel)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from highrate.execution.comm.protocol import MAX_DATA
@@ -31,6 +32,7 @@ class Link(asyncio.Protocol):
         self._writable = asyncio.Event()
         self._writable.set()
         self._peer: Link | None = None
+        self._sink: Callable[[bytes | None], None] | None = None  # forwarded to, as it comes (None: the end)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # asyncio.Protocol
@@ -41,21 +43,22 @@ class Link(asyncio.Protocol):
         if self._peer is not None:
             self._peer.write(data)
             return
+        if self._sink is not None:
+            self._sink(data)
+            return
         self._buffer += data
         self._data.set()
         if len(self._buffer) > LIMIT:
             self.transport.pause_reading()
 
     def eof_received(self) -> bool:
-        self._eof = True
-        self._data.set()
+        self._end()
         if self._peer is not None:
             self._peer.close()  # what was written to it still goes out first
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
-        self._data.set()
+        self._end()
         self._writable.set()
         if self._peer is not None:
             self._peer.close()
@@ -71,6 +74,33 @@ class Link(asyncio.Protocol):
         self._writable.set()
         if self._peer is not None and not self._peer.transport.is_closing():
             self._peer.transport.resume_reading()
+
+    def _end(self) -> None:
+        if not self._eof and self._sink is not None:
+            self._sink(None)
+        self._eof = True
+        self._data.set()
+
+    def forward(self, sink: Callable[[bytes | None], None]) -> None:
+        """From now on hand what arrives to ``sink`` in the event loop's callback, as it comes
+        (what was buffered first; None at the end): a relayed connection's bytes need no task."""
+        self._sink = sink
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            sink(data)
+        if self._eof:
+            sink(None)
+        elif self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     # the stream side
     async def readexactly(self, n: int) -> bytes:

@@ -39,14 +39,19 @@ log = logging.getLogger(__name__)
 # writes its parts, in order and with nothing between them, to the registration, and waits
 # until they are on their way: a frame's header and its payload go out without a joined copy
 Send = Callable[..., Awaitable[None]]
+Write = Callable[..., None]  # the same, without waiting (the broker's relay, from a callback)
 
 
 class Channel:
-    """Connection ``number``, relayed through ``send``."""
+    """Connection ``number``, relayed through ``send`` (and ``write``, to :meth:`relay` a link)."""
 
-    def __init__(self, number: int, send: Send) -> None:
+    def __init__(self, number: int, send: Send, write: Write | None = None) -> None:
         self.number = number
-        self._send = send
+        self._send, self._write = send, write
+        self._waiting: deque[memoryview] = deque()  # from the relayed link, waiting for credit
+        self._link: Link | None = None
+        self._link_ended = asyncio.Event()
+        self._link_eof = False
         self._credit = WINDOW  # bytes this end may still send before the far end returns credit
         self._credit_changed = asyncio.Event()
         self._inbox: deque[bytes | memoryview] = deque()
@@ -70,12 +75,15 @@ class Channel:
         """CREDIT from the far end: it consumed ``amount`` more bytes."""
         self._credit += amount
         self._credit_changed.set()
+        if self._link is not None:
+            self._flush()
 
     def remote_close(self) -> None:
         """CLOSE from the far end, or the registration is gone: no more data either way."""
         self.remote_closed = True
         self._inbox_changed.set()
         self._credit_changed.set()
+        self._link_ended.set()
 
     # the end's own side
     async def send(self, data: bytes | memoryview) -> bool:
@@ -146,26 +154,56 @@ class Channel:
                 await self._send(frame(CLOSE, self.number))
 
     async def relay(self, link: Link) -> None:
-        """Pump ``link`` both ways until either end closes; then close both."""
-        tasks = {asyncio.create_task(self._outbound(link)), asyncio.create_task(self._inbound(link))}
+        """Pump ``link`` both ways until either end closes; then close both.
+
+        Towards the far end the link's bytes go out from the event loop's callback as they
+        arrive (:meth:`Link.forward`), as far as credit allows; without credit the link stops
+        reading until more comes. Towards the link a task writes what the far end sends.
+        """
+        assert self._write is not None, "relaying a link needs a Channel made with write="
+        self._link = link
+        link.forward(self._push)
+        inbound = asyncio.create_task(self._inbound(link))
+        ended = asyncio.create_task(self._link_ended.wait())
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({inbound, ended}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             # a Dask comm closes both ways at once: one direction ending ends the connection
-            for task in tasks:
+            for task in (inbound, ended):
                 task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results = await asyncio.gather(inbound, ended, return_exceptions=True)
             for result in results:
                 if isinstance(result, Exception) and not isinstance(result, ConnectionError | asyncio.CancelledError):
                     log.debug("relayed connection %d ended: %r", self.number, result)
             link.close()
             await self.close()
 
-    async def _outbound(self, link: Link) -> None:
-        while data := await link.read(MAX_DATA):
-            if not await self.send(data):
-                return
-        await self.close()
+    def _push(self, data: bytes | None) -> None:
+        """The relayed link's bytes as they arrive; None: it ended."""
+        if data is None:
+            self._link_eof = True
+        else:
+            self._waiting.append(memoryview(data))
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self._link is not None and self._write is not None
+        while self._waiting and self._credit > 0 and not self.remote_closed:
+            data = self._waiting[0]
+            n = min(data.nbytes, self._credit, MAX_DATA)
+            if n == data.nbytes:
+                self._waiting.popleft()
+            else:
+                self._waiting[0] = data[n:]
+            self._credit -= n
+            self.sent += n
+            self._write(header(DATA, self.number, n), data[:n])
+        if self._waiting and not self.remote_closed:
+            self._link.pause_reading()  # until the far end returns credit
+        else:
+            self._link.resume_reading()
+            if self._link_eof or self.remote_closed:
+                self._link_ended.set()
 
     async def _inbound(self, link: Link) -> None:
         while (data := await self.receive()) is not None:
