@@ -7,6 +7,8 @@ wrong branches read) shows as a wrong number, not only as a wrong count.
 
 from __future__ import annotations
 
+import os
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -133,6 +135,10 @@ def test_what_the_watched_metadata_records():
         fresh = WatchedMeta({"p": "tt"})
         look(fresh["p"])
         assert fresh.exact == {"p": "tt"}, look
+    fresh = WatchedMeta({"path": "/a/b.json"})
+    with pytest.raises(FileNotFoundError):
+        os.stat(fresh["path"])  # a C function takes the string as it is: unseen, so it must be the same
+    assert not fresh.admits({"path": "/c/d.json"}) and fresh.admits({"path": "/a/b.json"})
     fresh = WatchedMeta({"k": 2.0})
     dict(fresh)  # copying the metadata reads every key and value
     assert fresh.everything and not fresh.admits({"k": 3.0}) and fresh.admits({"k": 2.0})

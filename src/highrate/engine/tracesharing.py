@@ -7,7 +7,8 @@ branch read. So the analysis is traced with a :class:`WatchedMeta`: it records e
 analysis read and how, and a later dataset reuses the trace when it agrees on all of that:
 
 * a string or a float read only in comparisons with constants (``process == "wjets"``,
-  ``meta["year"] > 2016.5``): the same outcome of each comparison;
+  ``meta["year"] > 2016.5``): the same outcome of each comparison (a string read and never
+  compared, passed to ``open()`` say, must be the same);
 * a float read only in arithmetic (``xsec * lumi / sum_genweight``): any float;
 * any other use of a string or a float (``hash``, ``str``, slicing, numpy's conversion, a
   comparison of a value computed from several keys), an int, bool, list or absent key: the same
@@ -95,6 +96,11 @@ class WatchedMeta(Mapping[str, Any]):
         if any(type(meta.get(k)) is not float for k in self.floats):
             return False
         if any(type(meta.get(k)) is not str for k in self.strings):
+            return False
+        # a string read but neither compared nor looked at went where its use cannot be seen
+        # (open(), a C library): only the same string is safe
+        compared = {k for k, *_ in self.compared}
+        if any(not _same(meta[k], self._meta[k]) for k in self.strings - compared):
             return False
         return all(_same(op(meta[k], constant), outcome) for k, op, constant, outcome in self.compared)
 
