@@ -54,6 +54,7 @@ from bench_zmumu import (  # the harness's shared parts
     byte_compile_highrate,
     default_coffea_python,
     environment,
+    print_profile,
     wait_quiet,
     warm_up,
 )
@@ -347,13 +348,8 @@ def child_profile(argv: list[str], dump: str) -> None:
     code = main(argv)
     prof.disable()
     prof.dump_stats(dump)
-    stats = pstats.Stats(prof)
-    print("=== cProfile of `highrate run` (1 worker): highrate's own code and the analysis, by cumulative time ===")
-    stats.sort_stats("cumulative").print_stats(r"highrate[/\\]|examples[/\\]agc", 40)
-    print("=== uproot / awkward / numpy / hist, by cumulative time ===")
-    stats.sort_stats("cumulative").print_stats(r"uproot|awkward|numpy|hist", 30)
-    print("=== everything, by own time ===")
-    stats.sort_stats("tottime").print_stats(35)
+    print_profile(pstats.Stats(prof), "`highrate run` (1 worker): highrate's own code and the analysis",
+                  r"highrate[/\\]|examples[/\\]agc", 35)
     sys.exit(code)
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pstats
 import shutil
 import statistics
 import subprocess
@@ -188,6 +189,17 @@ def _sample_tree_rss(pid: int, stop: threading.Event, peak: list, cpu: dict[int,
         stop.wait(0.05)
 
 
+def print_profile(stats: pstats.Stats, what: str, own: str, top: int) -> None:
+    """The top entries of a cProfile: ``own`` (a path pattern) and the array libraries by
+    cumulative time, then everything by own time."""
+    print(f"=== cProfile of {what}, by cumulative time ===")
+    stats.sort_stats("cumulative").print_stats(own, top)
+    print("=== uproot / awkward / numpy / hist, by cumulative time ===")
+    stats.sort_stats("cumulative").print_stats(r"uproot|awkward|numpy|hist", top)
+    print("=== everything, by own (tottime) time ===")
+    stats.sort_stats("tottime").print_stats(top)
+
+
 def _system_busy_s() -> float:
     try:
         import psutil
@@ -333,18 +345,11 @@ def child_highrate(spec: dict) -> dict:
     run = highrate.run
     if spec.get("profile"):
         import cProfile
-        import pstats
 
         prof = cProfile.Profile()
         outcome = prof.runcall(run, analysis, datasets, options=options)
         prof.dump_stats(spec["profile"])
-        stats = pstats.Stats(prof)
-        print("=== cProfile of highrate.run: highrate's own code, by cumulative time ===")
-        stats.sort_stats("cumulative").print_stats(r"highrate[/\\]", 25)
-        print("=== uproot / awkward / numpy / hist, by cumulative time ===")
-        stats.sort_stats("cumulative").print_stats(r"uproot|awkward|numpy|hist", 25)
-        print("=== everything, by own (tottime) time ===")
-        stats.sort_stats("tottime").print_stats(25)
+        print_profile(pstats.Stats(prof), "highrate.run: highrate's own code", r"highrate[/\\]", 25)
     else:
         outcome = run(analysis, datasets, options=options)
     report = build_report(outcome, analysis, options)
