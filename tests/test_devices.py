@@ -436,7 +436,7 @@ def test_gpu_run_equals_cpu_run(sample, stages_file):
         g = gpu.result.histograms[key].view(flow=True)
         np.testing.assert_allclose(g.value, h.view(flow=True).value, rtol=1e-6)
         np.testing.assert_allclose(g.variance, h.view(flow=True).variance, rtol=1e-6)
-    stages = next(iter(gpu.result.files.values()))["stages"]
+    stages = gpu.result.stages
     assert "gpu" in stages["zmumu::muon_good"] and list(stages["zmumu::two_muons"]) == ["cpu"]
 
 
@@ -456,3 +456,117 @@ def test_dask_gpu_tasks_go_to_workers_declaring_gpu():
         assert list(plain.map_unordered(abs, [-4])) == [4]
     finally:
         plain.close()
+
+
+# ---------------------------------------------------------------- histogram fills as stages
+
+
+@pytest.mark.parametrize("xp", [xps, np], ids=["array-api-strict", "numpy"])
+def test_fill_of_two_axes_matches_boost_histogram(xp):
+    rng = np.random.default_rng(8)
+    x = np.concatenate([rng.normal(90, 20, 30_000), [np.nan, 60.0, 120.0, -np.inf]])
+    y = np.concatenate([rng.exponential(30, 30_000), [5.0, np.nan, 10.0, 250.0]])
+    w = rng.normal(1.0, 0.3, x.size)
+    edges = np.array([0.0, 10.0, 25.0, 60.0, 200.0])
+    got = np.asarray(kernels.fill((xp.asarray(x), xp.asarray(y)), xp.asarray(w), ((30, 60.0, 120.0), xp.asarray(edges))))
+    h = hist.Hist(hist.axis.Regular(30, 60, 120), hist.axis.Variable(edges), storage=hist.storage.Weight())
+    h.fill(x, y, weight=w)
+    view = h.view(flow=True)
+    assert got.shape == (32, 6, 2)
+    np.testing.assert_allclose(got[..., 0], view.value, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(got[..., 1], view.variance, rtol=1e-9, atol=1e-9)
+
+
+def zmumu_filled_by(fill, **extra):
+    """Z→μμ with two disjoint categories and one of all events, a varied weight, and histograms of
+    a regular axis, a variable per-object axis and two axes, each filled by ``fill``."""
+    from highrate import Analysis, Axis, Cut, Histogram, Weight
+    from highrate.kinematics import leading_pair_mass
+
+    def muon_good(events):
+        mu = events.Muon
+        return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
+
+    def npv(events):
+        n = events.PV.npvsGood
+        return 1.0 + 0.01 * n, 1.0 + 0.02 * n, 1.0 - 0.005 * n
+
+    return Analysis(
+        name="zmumu_fills",
+        skim=[Cut("HLT_IsoMu24", lambda ev: ev.HLT.IsoMu24)],
+        objects={"MuonGood": muon_good},
+        preselection=[Cut("two_muons", lambda ev: ak.num(ev.MuonGood) == 2)],
+        quantities={"mll": lambda ev: leading_pair_mass(ev.MuonGood)},
+        categories={"all": [], "barrel": [Cut("barrel", lambda ev: abs(ev.MuonGood.eta[:, 0]) < 1.2)],
+                    "endcap": [Cut("endcap", lambda ev: abs(ev.MuonGood.eta[:, 0]) >= 1.2)]},
+        weights=[Weight("genWeight", lambda ev: ev.genWeight), Weight("npv", npv, varied=True)],
+        histograms=[Histogram("mll", Axis("mll", 120, 60, 120), fill=fill),
+                    Histogram("pt", Axis("MuonGood.pt", edges=(0.0, 20.0, 30.0, 45.0, 80.0, 200.0)), fill=fill),
+                    Histogram("mll_pt1", [Axis("mll", 30, 60, 120), Axis("MuonGood.pt[0]", 20, 0, 200)],
+                              categories=["barrel", "endcap"], fill=fill)],
+        **extra,
+    )
+
+
+def test_run_with_fill_stage_equals_engine_fill(sample, tmp_path):
+    from highrate.outputs.write import write_outputs
+
+    datasets = highrate.load_datasets(sample)
+    options = highrate.RunOptions(chunk_size=6000, device="cpu")
+    staged = highrate.run(zmumu_filled_by("highrate::fill"), datasets, options=options)
+    engine = highrate.run(zmumu_filled_by(None), datasets, options=options)
+    assert staged.result.cutflow == engine.result.cutflow
+    assert set(staged.result.histograms) == set(engine.result.histograms)
+    assert {k[3] for k in engine.result.histograms} == {"nominal", "npvUp", "npvDown"}
+    for key, h in engine.result.histograms.items():
+        got = staged.result.histograms[key].view(flow=True)
+        np.testing.assert_allclose(got.value, h.view(flow=True).value, rtol=1e-12, err_msg=str(key))
+        np.testing.assert_allclose(got.variance, h.view(flow=True).variance, rtol=1e-12, err_msg=str(key))
+    assert engine.result.histograms[("pt", "DYJetsToLL_M-50", "all", "nominal")].sum().value > 1000
+    report = write_outputs(tmp_path / "out", staged, zmumu_filled_by("highrate::fill"), options)
+    fills = report["stages"]["highrate::fill"]
+    assert list(fills) == ["cpu"] and fills["cpu"]["seconds"] > 0
+    # one call per category and variation: 3 categories x 2 histograms + 2 x 1 = 8 per variation;
+    # 4 chunks of MC (nominal, npvUp, npvDown) and 4 of data (nominal)
+    assert staged.chunks == 8
+    assert fills["cpu"]["calls"] == 4 * 3 * 8 + 4 * 8
+
+
+def test_fill_errors_name_the_histogram_and_the_code():
+    with pytest.raises(ConfigError, match=r"histogram 'mll', fill: 'zmumu::nofill' is not registered|names the stage 'zmumu::nofill'"):
+        zmumu_filled_by("zmumu::nofill")
+    with pytest.raises(ConfigError, match=r"histogram 'mll', fill: 'no_stage' is neither a registered stage"):
+        zmumu_filled_by("no_stage")
+    with pytest.raises(ConfigError, match=r"histogram 'mll', fill: the function must take \(values, weights, histogram\)"):
+        zmumu_filled_by(lambda values, weights: None)
+    with pytest.raises(ConfigError, match="fill must name a stage"):
+        highrate.Histogram("h", highrate.Axis("mll", 10, 0, 1), fill=3)
+
+
+def test_fill_returning_the_wrong_shape_is_the_users_bug(sample):
+    from highrate.errors import UserCodeError
+
+    def flat_fill(values, weights, histogram):  # forgets the flow bins
+        return np.zeros((histogram.axes[0].bins, 2))
+
+    datasets = highrate.load_datasets(sample)
+    with pytest.raises(UserCodeError) as err:
+        highrate.run(zmumu_filled_by(flat_fill), datasets, options=highrate.RunOptions(chunk_size=6000))
+    text = str(err.value)
+    assert "histogram 'mll', fill 'test_fill_returning_the_wrong_shape_is_the_users_bug.<locals>.flat_fill'" in text
+    assert "returned an array of shape (120, 2)" in text and "shape (122, 2)" in text
+    assert "test_devices.py:" in text
+
+
+@needs_gpu
+def test_gpu_fill_stage_equals_cpu_fill(sample):
+    datasets = highrate.load_datasets(sample)
+    cpu = highrate.run(zmumu_filled_by(None), datasets, options=highrate.RunOptions(chunk_size=6000, device="cpu"))
+    gpu = highrate.run(zmumu_filled_by("highrate::fill"), datasets,
+                       options=highrate.RunOptions(chunk_size=6000, device="gpu"))
+    for key, h in cpu.result.histograms.items():
+        g = gpu.result.histograms[key].view(flow=True)
+        np.testing.assert_allclose(g.value, h.view(flow=True).value, rtol=1e-6)
+        np.testing.assert_allclose(g.variance, h.view(flow=True).variance, rtol=1e-6)
+    stages = gpu.result.stages
+    assert list(stages["highrate::fill"]) == ["gpu"]

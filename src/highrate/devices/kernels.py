@@ -137,6 +137,28 @@ def bin_sums(index: Any, weights: Any | None, size: int) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
+def fill(values: tuple[Any, ...], weights: Any | None, axes: tuple[tuple[float, ...] | Any, ...]) -> Any:
+    """A weighted fill of any number of axes: per axis, ``(bins, start, stop)`` for a regular axis
+    or its edges (an array on the values' device) for a variable one. Returns the sums of weights
+    and of squared weights per flow bin, shape ``(bins_1 + 2, ..., bins_n + 2, 2)`` (the layout of
+    ``Binned.sums``); ``values`` are the axes' values of the same entries."""
+    xp = array_namespace(*values) if weights is None else array_namespace(*values, weights)
+    index, shape = None, []
+    for x, axis in zip(values, axes, strict=True):
+        if isinstance(axis, tuple):
+            bins, start, stop = axis
+            found, size = regular_bins(x, int(bins), float(start), float(stop)), int(bins) + 2
+        else:
+            found, size = variable_bins(x, axis), axis.shape[0] + 1
+        index = found if index is None else index * size + found
+        shape.append(size)
+    total = math.prod(shape)
+    if index is None:
+        raise ValueError("a fill needs at least one axis")
+    sumw, sumw2 = bin_sums(index, weights, total)
+    return xp.reshape(xp.stack([sumw, sumw2], axis=-1), (*shape, 2))
+
+
 def fill_regular(x: Any, weights: Any | None, bins: int, start: float, stop: float) -> Any:
     """A weighted fill of one regular axis: an array of shape ``(bins + 2, 2)`` holding, per flow
     bin, the sum of weights and of squared weights (the layout of ``Binned.sums``)."""

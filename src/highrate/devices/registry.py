@@ -122,6 +122,7 @@ class Stage:
                 times.add(name, ran_on, t2 - t0, t2 - t1)
             return out
 
+        timed.stage_name = name  # type: ignore[attr-defined]  # errors name the stage, not the wrapper
         return timed
 
     def key(self, text: Callable[[Callable[..., Any]], str]) -> str:
@@ -135,6 +136,7 @@ def _label(function: Callable[..., Any]) -> str:
 
 stages: Registry[Stage] = Registry("stage", "highrate.stages")
 _declared: dict[str, Stage] = {}  # registered in this process, by name: the decorator adds versions
+stages.register("highrate::fill", "highrate.devices.fills:FILL")  # built in, imported when named
 
 
 def register(found: Stage) -> Stage:
@@ -149,11 +151,21 @@ def stage(name: str, device: str = "cpu") -> Callable[[F], F]:
     function is returned as it is, so it stays callable directly."""
 
     def decorate(function: F) -> F:
-        known = _declared.get(name) or Stage(name)
+        known = _declared.get(name) or _registered(name) or Stage(name)
         register(known.with_version(device, function))
         return function
 
     return decorate
+
+
+def _registered(name: str) -> Stage | None:
+    """The stage ``name`` that is built in or has an entry point, if any: a version declared
+    with ``@stage`` is added to it rather than replacing it."""
+    try:
+        found = stages.get(name)
+    except ConfigError:
+        return None
+    return found if isinstance(found, Stage) else None
 
 
 def lookup(name: str, where: str, local: Mapping[str, Stage] | None = None) -> Stage:

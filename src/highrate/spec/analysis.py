@@ -20,7 +20,7 @@ from highrate.devices.registry import Stage, StageTimes, is_stage_name, lookup
 from highrate.errors import ConfigError, did_you_mean
 from highrate.spec.fingerprint import code_key, definition_key, source_text, stable_repr
 from highrate.spec.histograms import Columns, Histogram
-from highrate.spec.steps import Cut, ShapeVariation, Weight, arity
+from highrate.spec.steps import Cut, ShapeVariation, Weight, arity, fill_arity
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,12 @@ class Analysis:
                 done[id(item)] = item if new is item.function else replace(item, function=new)
             return done[id(item)]
 
+        def filled_by(h: Any) -> Any:
+            if not isinstance(h, Histogram) or h.fill is None:
+                return h
+            new = swap(h.fill, f"histogram {h.name!r}, fill")
+            return h if new is h.fill else replace(h, fill=new)
+
         return {
             "skim": tuple(step(c, "skim cut") for c in self.skim),
             "preselection": tuple(step(c, "preselection cut") for c in self.preselection),
@@ -106,6 +112,7 @@ class Analysis:
             "variations": tuple(step(v, "shape variation") for v in self.variations),
             "objects": {k: swap(f, f"object {k!r}") for k, f in self.objects.items()},
             "quantities": {k: swap(f, f"quantity {k!r}") for k, f in self.quantities.items()},
+            "histograms": tuple(filled_by(h) for h in self.histograms),
         }
 
     def on_device(self, device: str, times: StageTimes | None = None) -> Analysis:
@@ -157,6 +164,9 @@ class Analysis:
         for kind, mapping in (("object", self.objects), ("quantity", self.quantities)):
             for key, fn in mapping.items():
                 arity(fn, f"{kind} {key!r}")
+        for h in self.histograms:
+            if h.fill is not None:
+                fill_arity(h.fill, f"histogram {h.name!r}, fill")
         clash = {w.name for w in self.weights if w.varied} & {v.name for v in self.variations}
         if clash:
             raise ConfigError(f"analysis {self.name!r}: {sorted(clash)[0]!r} is both a weight and a shape variation.")
@@ -178,7 +188,8 @@ class Analysis:
         cuts = (*self.skim, *self.preselection, *(c for cs in self.categories.values() for c in cs),
                 *(c for parts in self.subsamples.values() for cs in parts.values() for c in cs))
         found = [*(c.function for c in cuts), *self.objects.values(), *self.quantities.values(),
-                 *(w.function for w in self.weights), *(v.function for v in self.variations)]
+                 *(w.function for w in self.weights), *(v.function for v in self.variations),
+                 *(h.fill for h in self.histograms if h.fill is not None)]
         return [v for f in found for v in (f.implementations.values() if isinstance(f, Stage) else (f,))]
 
     def hash(self) -> str:
@@ -208,6 +219,9 @@ class Analysis:
                                                        for p, c in ps.items())):
             for c in cuts:
                 h.update(f"category:{cat}:{c.name}:{stable_repr(c.params)}:{fn_text(c.function)}".encode())
+        for hist in self.histograms:
+            if hist.fill is not None:
+                h.update(f"fill:{hist.name}:{fn_text(hist.fill)}".encode())
         h.update(repr((self.histograms, self.columns, self.save_columns)).encode())
         return h.hexdigest()[:16]
 

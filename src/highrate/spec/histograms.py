@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from highrate.errors import ConfigError, UnknownQuantityError, did_you_mean
 
@@ -51,14 +52,25 @@ class Histogram:
 
     It is filled in every category, or only in ``categories`` (names of
     ``Analysis.categories``) when given: ``Histogram("m_bjj", Axis(...), categories=["4j2b"])``.
+
+    ``fill`` names a registered stage (``"highrate::fill"``, or one of the analysis' own, with a
+    GPU version if it has one) or gives a function that fills it instead of the engine's binning:
+    called as ``fill(values, weights, histogram)`` per category and weight variation, it returns
+    the sums of weights and squared weights per flow bin (see :mod:`highrate.devices.fills`).
     """
 
     name: str
     axes: tuple[Axis, ...]
     categories: tuple[str, ...] | None = None  # None: every category
+    fill: Any = None  # None: the engine's binning; else a stage name, a Stage or a function
 
-    def __init__(self, name: str, axes: Sequence[Axis] | Axis, categories: Sequence[str] | str | None = None) -> None:
+    def __init__(self, name: str, axes: Sequence[Axis] | Axis, categories: Sequence[str] | str | None = None,
+                 fill: Any = None) -> None:
         object.__setattr__(self, "name", name)
+        object.__setattr__(self, "fill", fill)
+        if fill is not None and not (isinstance(fill, str) or callable(fill)):
+            raise ConfigError(f"histogram {name!r}: fill must name a stage ('highrate::fill') or be a function, "
+                              f"not a {type(fill).__name__}.")
         object.__setattr__(self, "axes", (axes,) if isinstance(axes, Axis) else tuple(axes))
         if not re.fullmatch(r"[A-Za-z_][\w\-]*", name):
             raise ConfigError(f"histogram name {name!r} must be a simple identifier (it becomes a ROOT path).")
@@ -73,7 +85,14 @@ class Histogram:
 
     def __repr__(self) -> str:  # as before categories existed when there are none: the analysis hash keeps
         restricted = "" if self.categories is None else f", categories={self.categories!r}"
+        if self.fill is not None:  # by name: the analysis hash adds the fill's code
+            restricted += f", fill={getattr(self.fill, 'name', None) or _label(self.fill)!r}"
         return f"Histogram(name={self.name!r}, axes={self.axes!r}{restricted})"
+
+    def without_fill(self) -> Histogram:
+        """This definition filled by the engine: what a filled histogram carries back to the client
+        (no function travels with results)."""
+        return self if self.fill is None else Histogram(self.name, self.axes, self.categories)
 
     def fills(self, category: str) -> bool:
         """Whether the histogram is filled in ``category``."""
@@ -101,6 +120,10 @@ class Columns:
             if not QUANTITY_PATTERN.match(quantity):
                 raise ConfigError(f"column {name!r}: quantity {quantity!r} is not 'name', 'Coll.field' or 'Coll.field[i]'.")
 
+
+
+def _label(function: Any) -> str:
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', type(function).__name__)}"
 
 
 def resolve_quantity_name(quantity: str, *, fields: Sequence[str], quantities: Sequence[str], where: str) -> None:

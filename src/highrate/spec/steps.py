@@ -42,6 +42,19 @@ def arity(function: Callable[..., Any], what: str) -> int:
 
 
 
+def fill_arity(function: Any, what: str) -> None:
+    """A histogram's fill must be called as ``fill(values, weights, histogram)``."""
+    if not callable(function):
+        raise ConfigError(f"{what}: {function!r} is neither a registered stage ('namespace::stage', e.g. "
+                          "'highrate::fill') nor a function.")
+    try:
+        inspect.signature(function).bind(None, None, None)
+    except TypeError:
+        raise ConfigError(f"{what}: the function must take (values, weights, histogram).") from None
+    except ValueError:  # not inspectable (a builtin): called as it is
+        pass
+
+
 def call_with(function: Callable[..., Any], nargs: int, events: Any, params: Any, meta: Any) -> Any:
     """Call a stage function with as many of (events, params, meta) as it takes."""
     if nargs == 1:

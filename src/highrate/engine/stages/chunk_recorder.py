@@ -14,9 +14,10 @@ import numpy as np
 from highrate.engine.binning import Binned, binning_template, fill_cells, flat_bins, with_squares
 from highrate.engine.quantities import Filled, to_numpy
 from highrate.engine.result import Result
-from highrate.errors import UnknownQuantityError
+from highrate.errors import HighrateError, UnknownQuantityError
 from highrate.spec.analysis import Analysis
 from highrate.spec.histograms import Histogram
+from highrate.spec.usercode import raised, returned
 
 
 class ChunkRecorder:
@@ -86,6 +87,9 @@ class ChunkRecorder:
                 f"histogram {histogram.name!r}: its axes mix per-event and per-object quantities of different lengths."
             )
         ds = dataset or self.dataset
+        if histogram.fill is not None:
+            self._fill_by_stage(histogram, masks, axes, weights, ds)
+            return
         flat = self._bins(histogram, axes, values)
         shape = self._shapes[histogram.name]
         cells, names, covered = self._cells(masks)
@@ -113,6 +117,31 @@ class ChunkRecorder:
             for variation, (binned,) in zip(weights, fill_cells(histogram, shape, kept, None, 1, selected),
                                             strict=True):
                 self.result.histograms[(histogram.name, ds, category, variation)] = binned
+
+    def _fill_by_stage(self, histogram: Histogram, masks: Mapping[str, Any], axes: list[Filled],
+                       weights: Mapping[str, Any], ds: str) -> None:
+        """Fill with the histogram's own fill (a registered stage, maybe on a GPU): one call per
+        category and variation, with that category's values and weights."""
+        plain = histogram.without_fill()
+        where = f"histogram {histogram.name!r}, fill {fill_name(histogram.fill)},"
+        shape = tuple((a.bins + 2) if a.edges is None else len(a.edges) + 1 for a in histogram.axes)
+        values = [to_numpy(a.values, where=f"histogram {histogram.name!r}") for a in axes]
+        for category, mask in masks.items():
+            keep, selected = self._selection(mask, axes[0].index, weights)
+            kept = tuple(v if keep is None else v.take(keep) for v in values)
+            for variation, pair in zip(weights, selected, strict=True):
+                try:
+                    sums = histogram.fill(kept, None if pair is None else pair[0], plain)
+                except (HighrateError, MemoryError):
+                    raise
+                except Exception as err:
+                    raise raised(where, err) from err
+                sums = np.asarray(sums, dtype=np.float64)
+                if sums.shape != (*shape, 2):
+                    raise returned(where, histogram.fill, f"returned an array of shape {sums.shape}",
+                                   f"A fill returns the sums of weights and of squared weights per flow bin: "
+                                   f"shape {(*shape, 2)} for this histogram.")
+                self.result.histograms[(histogram.name, ds, category, variation)] = Binned(plain, sums)
 
     def _cells(self, masks: Mapping[str, Any]) -> tuple[Any, list[str], Any]:
         """Categories of ``masks`` that share no event, as (the cell of each event: 0 for none
@@ -161,6 +190,12 @@ class ChunkRecorder:
         self._selections = [(mask, index, weights, keep, selected), *self._selections[:3]]
         return keep, selected
 
+
+
+def fill_name(fill: Any) -> str:
+    """A fill stage by name (``'highrate::fill'``, also once bound to a device), a function by its own."""
+    found = getattr(fill, "name", None) or getattr(fill, "stage_name", None) or getattr(fill, "__qualname__", None)
+    return repr(found or type(fill).__name__)
 
 
 def columns_table(values: Mapping[str, Filled], masks: Mapping[str, Any], weights: Any, n: int) -> dict[str, Any]:
