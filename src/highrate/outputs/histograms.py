@@ -52,10 +52,8 @@ def root_titles(h: hist.Hist) -> hist.Hist:
 def write_root(path: Path, histograms: Mapping[HistKey, hist.Hist]) -> None:
     """Write every histogram to a ROOT file at its ``hist/dataset/category/variation`` path."""
     tmp = path.with_suffix(".root.tmp")
-    with uproot.recreate(tmp) as f:
-        for key in sorted(histograms):
-            h = histograms[key]
-            f[hist_path(key)] = _th1d(h) or root_titles(h)
+    with uproot.recreate(tmp) as f:  # all at once: each directory's keys are written once, not per histogram
+        f.update({hist_path(key): _th1d(histograms[key]) or root_titles(histograms[key]) for key in sorted(histograms)})
     tmp.replace(path)
 
 
