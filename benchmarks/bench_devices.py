@@ -11,13 +11,15 @@ invariant mass and a weighted 120-bin fill (sums and squared sums), each
 - ``gpu + transfer``: host arrays in, host arrays out (``highrate.devices.hot``), as a GPU stage
   version runs inside a CPU pipeline.
 
-Then the whole Z→μμ chunk pipeline (``highrate.run`` over a generated sample, one chunk per file)
+Then the whole Z→μμ chunk pipeline (``highrate.run`` over a generated sample, one chunk per file,
+for each ``--pipeline-events``; events/s of the whole chunk and of its stages after decompression)
 with registered stages for the muon selection and the pair mass (and on the GPU the fill
 ``highrate::fill``; on the CPU the engine's own), ``--device cpu`` and ``gpu``,
 and the per-stage costs the run reports. Without CuPy and a GPU the GPU rows say why they are
 missing. Best of ``--repeat`` runs; numbers in ms.
 
-Run: python benchmarks/bench_devices.py [--sizes 100000 500000 1000000 2000000] [--repeat 5] [--json out.json]
+Run: python benchmarks/bench_devices.py [--sizes 100000 500000 1000000 2000000] [--repeat 5]
+     [--pipeline-events 100000 1000000] [--json out.json]
 """
 
 from __future__ import annotations
@@ -157,7 +159,9 @@ def pipeline(events: int, devices: list[str], folder: Path) -> dict[str, Any]:
         highrate.run(analysis(device), datasets, options=options)  # warm: trace cached, files described
         outcome = highrate.run(analysis(device), datasets, options=options)
         costs = outcome.result.stages
+        after_read = sum(s for k, s in outcome.result.timings.items() if k not in ("read", "merge"))
         out[device] = {"events_per_s": events / outcome.timings["processing_s"],
+                       "after_read_events_per_s": events / after_read,
                        "stages": {n: {d: {k: round(v, 6) for k, v in c.items()} for d, c in by.items()}
                                   for n, by in costs.items()}}
     return out
@@ -167,7 +171,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 500_000, 1_000_000, 2_000_000])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--pipeline-events", type=int, default=500_000, help="events of the pipeline's one chunk")
+    parser.add_argument("--pipeline-events", type=int, nargs="+", default=[100_000, 1_000_000],
+                        help="events of the pipeline's one chunk, one run per size")
     parser.add_argument("--json", default=None, help="write the numbers here too")
     args = parser.parse_args()
     gpu = gpu_count() > 0
@@ -191,9 +196,14 @@ def main() -> None:
             print(f"{size:>9} {name:>9} {row['cpu_awkward'][name]:>12.2f} {row['cpu'][name]['kernel']:>11.2f} "
                   f"{g.get('kernel', float('nan')):>11.2f} {g.get('with_transfer', float('nan')):>13.2f}")
     with tempfile.TemporaryDirectory() as tmp:
-        results["pipeline"] = pipeline(args.pipeline_events, ["cpu", "gpu"] if gpu else ["cpu"], Path(tmp))
-    for device, p in results["pipeline"].items():
-        print(f"pipeline {device}: {p['events_per_s'] / 1e6:.2f} M events/s; stages: {json.dumps(p['stages'])}")
+        results["pipeline"] = {n: pipeline(n, ["cpu", "gpu"] if gpu else ["cpu"], Path(tmp)) for n in args.pipeline_events}
+    for n, by_device in results["pipeline"].items():
+        for device, p in by_device.items():
+            print(f"pipeline {n:>9} {device}: {p['events_per_s'] / 1e6:.2f} M events/s, after decompression "
+                  f"{p['after_read_events_per_s'] / 1e6:.2f} M events/s; stages: {json.dumps(p['stages'])}")
+        if "gpu" in by_device:
+            print(f"pipeline {n:>9} gpu / cpu after decompression: "
+                  f"{by_device['gpu']['after_read_events_per_s'] / by_device['cpu']['after_read_events_per_s']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
 
