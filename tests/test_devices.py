@@ -367,13 +367,15 @@ def zmumu_with_stages(stages_file, **extra):
     )
 
 
+def muon_good(events):
+    """The CPU twin of the stages file's muon selection, as a plain function."""
+    mu = events.Muon
+    return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
+
+
 def zmumu_plain():
     from highrate import Analysis, Axis, Cut, Histogram, Weight
     from highrate.kinematics import leading_pair_mass
-
-    def muon_good(events):
-        mu = events.Muon
-        return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
 
     return Analysis(
         name="zmumu_plain",
@@ -477,34 +479,27 @@ def test_fill_of_two_axes_matches_boost_histogram(xp):
     np.testing.assert_allclose(got[..., 1], view.variance, rtol=1e-9, atol=1e-9)
 
 
-def zmumu_filled_by(fill, **extra):
+def zmumu_filled_by(fill):
     """Z→μμ with two disjoint categories and one of all events, a varied weight, and histograms of
     a regular axis, a variable per-object axis and two axes, each filled by ``fill``."""
-    from highrate import Analysis, Axis, Cut, Histogram, Weight
-    from highrate.kinematics import leading_pair_mass
+    from dataclasses import replace
 
-    def muon_good(events):
-        mu = events.Muon
-        return mu[mu.tightId & (mu.pfRelIso04_all < 0.15) & (mu.pt > 15) & (abs(mu.eta) < 2.4)]
+    from highrate import Axis, Cut, Histogram, Weight
 
     def npv(events):
         n = events.PV.npvsGood
         return 1.0 + 0.01 * n, 1.0 + 0.02 * n, 1.0 - 0.005 * n
 
-    return Analysis(
-        name="zmumu_fills",
-        skim=[Cut("HLT_IsoMu24", lambda ev: ev.HLT.IsoMu24)],
-        objects={"MuonGood": muon_good},
-        preselection=[Cut("two_muons", lambda ev: ak.num(ev.MuonGood) == 2)],
-        quantities={"mll": lambda ev: leading_pair_mass(ev.MuonGood)},
+    plain = zmumu_plain()
+    return replace(
+        plain, name="zmumu_fills",
         categories={"all": [], "barrel": [Cut("barrel", lambda ev: abs(ev.MuonGood.eta[:, 0]) < 1.2)],
                     "endcap": [Cut("endcap", lambda ev: abs(ev.MuonGood.eta[:, 0]) >= 1.2)]},
-        weights=[Weight("genWeight", lambda ev: ev.genWeight), Weight("npv", npv, varied=True)],
+        weights=[*plain.weights, Weight("npv", npv, varied=True)],
         histograms=[Histogram("mll", Axis("mll", 120, 60, 120), fill=fill),
                     Histogram("pt", Axis("MuonGood.pt", edges=(0.0, 20.0, 30.0, 45.0, 80.0, 200.0)), fill=fill),
                     Histogram("mll_pt1", [Axis("mll", 30, 60, 120), Axis("MuonGood.pt[0]", 20, 0, 200)],
                               categories=["barrel", "endcap"], fill=fill)],
-        **extra,
     )
 
 
