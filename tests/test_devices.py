@@ -527,6 +527,41 @@ def test_run_with_fill_stage_equals_engine_fill(sample, tmp_path):
     assert fills["cpu"]["calls"] == 4 * 3 * 8 + 4 * 8
 
 
+def test_fill_stage_from_a_stages_file(sample, tmp_path):
+    """A fill of the analysis' own, with both versions named in a stages file."""
+    from dataclasses import replace
+
+    (tmp_path / "devfills_mod.py").write_text(textwrap.dedent("""
+        import numpy as np
+
+        def counts(values, weights, histogram):  # unweighted, by np.histogram over the inner bins
+            axis = histogram.axes[0]
+            inner, _ = np.histogram(values[0], bins=axis.bins, range=(axis.start, axis.stop))
+            x = np.asarray(values[0])
+            out = np.zeros((axis.bins + 2, 2))
+            out[1:-1, 0] = out[1:-1, 1] = inner
+            out[0, :] = np.count_nonzero(x < axis.start)
+            out[-1, :] = np.count_nonzero(~(x <= axis.stop))  # NaN too
+            return out
+
+        def counts_gpu(values, weights, histogram):
+            return counts(values, weights, histogram)
+    """))
+    stages = tmp_path / "fills.yaml"
+    stages.write_text("zmumu::counts: {cpu: devfills_mod.counts, gpu: devfills_mod.counts_gpu}\n")
+    base = zmumu_filled_by(None)
+    analysis = replace(base, stages=stages, weights=(), categories={"all": []},
+                       histograms=[highrate.Histogram("mll", highrate.Axis("mll", 120, 60, 120), fill="zmumu::counts")])
+    datasets = highrate.load_datasets(sample)
+    outcome = highrate.run(analysis, datasets, options=highrate.RunOptions(chunk_size=6000, device="cpu"))
+    reference = highrate.run(replace(analysis, histograms=[highrate.Histogram("mll", highrate.Axis("mll", 120, 60, 120))]),
+                             datasets, options=highrate.RunOptions(chunk_size=6000, device="cpu"))
+    for key, h in reference.result.histograms.items():
+        assert h.sum(flow=True).value > 1000
+        np.testing.assert_array_equal(outcome.result.histograms[key].values(flow=True), h.values(flow=True))
+    assert outcome.result.stages["zmumu::counts"]["cpu"]["calls"] == outcome.chunks
+
+
 def test_fill_errors_name_the_histogram_and_the_code():
     with pytest.raises(ConfigError, match=r"histogram 'mll', fill: 'zmumu::nofill' is not registered|names the stage 'zmumu::nofill'"):
         zmumu_filled_by("zmumu::nofill")
