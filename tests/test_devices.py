@@ -600,3 +600,16 @@ def test_gpu_fill_stage_equals_cpu_fill(sample):
         np.testing.assert_allclose(g.variance, h.view(flow=True).variance, rtol=1e-6)
     stages = gpu.result.stages
     assert list(stages["highrate::fill"]) == ["gpu"]
+
+
+def test_fill_is_part_of_the_definition_hash():
+    def fill_a(values, weights, histogram):
+        return 1
+
+    def fill_b(values, weights, histogram):
+        return 2
+
+    hashes = {zmumu_filled_by(f).hash() for f in (None, "highrate::fill", fill_a, fill_b)}
+    assert len(hashes) == 4
+    assert zmumu_filled_by(fill_a).hash() == zmumu_filled_by(fill_a).hash()
+    assert zmumu_filled_by(fill_a).reads_key() == zmumu_filled_by(None).reads_key()  # reads the same branches
