@@ -134,6 +134,26 @@ def test_damaged_or_stale_entries_and_the_off_switch(cache, nanoaod, monkeypatch
     forget(str(nanoaod))
 
 
+def test_with_the_cache_off_more_files_than_stay_open_are_parsed_once(cache, tmp_path, monkeypatch):
+    """Describing every file and then reading each (a sequential run's order) parses each file
+    once, even with HIGHRATE_CACHE=off and more files than stay open: the process remembers what
+    it described, and nothing is written to the cache folder."""
+    paths = [generate_file(tmp_path / f"f{i}.root", events=500, seed=i, basket_events=200)
+             for i in range(files._MAX_OPEN + 3)]
+    monkeypatch.setenv("HIGHRATE_CACHE", "off")
+    parses = _new_process(monkeypatch, *paths)
+    infos = [describe(str(p), "Events") for p in paths]
+    for path, info in zip(paths, infos, strict=True):
+        with files.opened(str(path), "Events") as handle:
+            got, _ = read_columns(handle, BRANCHES, 0, info.entries, where="test")
+        for name, values in _expected(path, BRANCHES, 0, info.entries).items():
+            np.testing.assert_array_equal(got[name], values, err_msg=f"{path.name} {name}")
+    assert sorted(parses) == sorted(str(p) for p in paths)
+    assert not cache.exists() or list(cache.glob("*.json")) == []
+    for path in paths:
+        forget(str(path))
+
+
 def test_runs_with_remembered_metadata_fill_the_same_histograms(cache, sample, zmumu_path, monkeypatch):
     analysis = highrate.load_analysis(zmumu_path)
     datasets = highrate.load_datasets(sample)

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from highrate.base.cachedir import caching_enabled
 from highrate.data import credentials
 from highrate.data.io import metacache, rntuple
 from highrate.data.io.baskets import branch_layout
@@ -274,7 +273,7 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
     if remembered is not None:
         return _info_from(remembered.info, url)
     with opened(url, tree, access) as handle:
-        layouts: dict[str, Any] | None = {} if path is not None and caching_enabled() else None
+        layouts: dict[str, Any] | None = {} if path is not None else None
         if handle.kind == "rntuple":
             info = _describe_ntuple(url, tree, handle)
             if layouts is not None:

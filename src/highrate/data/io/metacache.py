@@ -7,7 +7,9 @@ and again by every worker that reads it. The answer only changes with the file, 
 files it is kept under the cache folder (``tree-meta/``), keyed by the file's path, size,
 modification time and inode, and checked on use against the first bytes of the file's header.
 With it, a worker reads numeric branches with ``pread`` alone and parses the TTree only for
-what the fast path cannot read. ``HIGHRATE_CACHE=off`` turns it off.
+what the fast path cannot read. ``HIGHRATE_CACHE=off`` turns off the folder; what this process
+described it still remembers, so a run over more files than stay open (``files._MAX_OPEN``)
+does not parse each file again to read it after describing it.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def lookup(path: str, tree: str) -> Remembered | None:
     with _lock:
         found = _memory.get(key)
     if found is None:
+        if not caching_enabled():
+            return None
         found = _load(_file(key), path)
         if found is None:
             return None
@@ -60,22 +64,23 @@ def lookup(path: str, tree: str) -> Remembered | None:
 
 
 def remember(path: str, tree: str, info: dict[str, Any], layouts: dict[str, BranchLayout | FieldLayout | None]) -> None:
-    """Store ``describe``'s answer and the branches' layouts; a failure to write costs nothing
-    but the next run's parsing."""
+    """Store ``describe``'s answer and the branches' layouts, in this process and (unless
+    ``HIGHRATE_CACHE=off``) in the cache folder; a failure to write costs nothing but the next
+    run's parsing."""
     key = _key(path, tree)
     if key is None:
         return
     entry = Remembered(info, layouts)
     with _lock:
         _memory[key] = entry
+    if not caching_enabled():
+        return
     doc = {"format": FORMAT, "header": _header(path), "info": info,
            "layouts": {name: _encode(layout) for name, layout in layouts.items()}}
     store_json(_file(key), doc)
 
 
 def _key(path: str, tree: str) -> str | None:
-    if not caching_enabled():
-        return None
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
