@@ -154,6 +154,28 @@ def test_with_the_cache_off_more_files_than_stay_open_are_parsed_once(cache, tmp
         forget(str(path))
 
 
+def test_a_file_rewritten_in_place_with_the_same_stat_is_described_again(cache, nanoaod, monkeypatch):
+    """Size, modification time and inode can all stay the same when a file is rewritten within the
+    file system's time resolution; its first bytes (the TFile header, the start of its UUID) do not."""
+    monkeypatch.setenv("HIGHRATE_CACHE", "off")  # the process' own memory, which skips the folder's checks
+    parses = _new_process(monkeypatch, nanoaod)
+    describe(str(nanoaod), "Events")
+    forget(str(nanoaod))
+    describe(str(nanoaod), "Events")
+    assert parses == [str(nanoaod)]  # remembered
+    st = nanoaod.stat()
+    data = bytearray(nanoaod.read_bytes())
+    data[60] ^= 0xFF  # a byte of the UUID: another file as far as the header tells
+    with open(nanoaod, "r+b") as f:
+        f.write(data)
+    os.utime(nanoaod, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert nanoaod.stat().st_ino == st.st_ino and nanoaod.stat().st_size == st.st_size
+    forget(str(nanoaod))
+    describe(str(nanoaod), "Events")
+    assert parses == [str(nanoaod)] * 2
+    forget(str(nanoaod))
+
+
 def test_runs_with_remembered_metadata_fill_the_same_histograms(cache, sample, zmumu_path, monkeypatch):
     analysis = highrate.load_analysis(zmumu_path)
     datasets = highrate.load_datasets(sample)

@@ -39,6 +39,7 @@ class Remembered:
 
     info: dict[str, Any]
     layouts: dict[str, BranchLayout | FieldLayout | None]
+    header: str = ""  # the file's first bytes when it was described (hex)
 
 
 _memory: dict[str, Remembered] = {}  # entries this process has loaded or stored, by key
@@ -52,6 +53,10 @@ def lookup(path: str, tree: str) -> Remembered | None:
         return None
     with _lock:
         found = _memory.get(key)
+    if found is not None and not _same_header(found, path):  # rewritten within the stat's resolution
+        with _lock:
+            _memory.pop(key, None)
+        found = None
     if found is None:
         if not caching_enabled():
             return None
@@ -70,12 +75,16 @@ def remember(path: str, tree: str, info: dict[str, Any], layouts: dict[str, Bran
     key = _key(path, tree)
     if key is None:
         return
-    entry = Remembered(info, layouts)
+    try:
+        header = _header(path)
+    except OSError:
+        return
+    entry = Remembered(info, layouts, header)
     with _lock:
         _memory[key] = entry
     if not caching_enabled():
         return
-    doc = {"format": FORMAT, "header": _header(path), "info": info,
+    doc = {"format": FORMAT, "header": header, "info": info,
            "layouts": {name: _encode(layout) for name, layout in layouts.items()}}
     store_json(_file(key), doc)
 
@@ -100,13 +109,20 @@ def _header(path: str) -> str:
         return f.read(_HEADER_BYTES).hex()
 
 
+def _same_header(found: Remembered, path: str) -> bool:
+    try:
+        return _header(path) == found.header
+    except OSError:
+        return False
+
+
 def _load(target: Path, path: str) -> Remembered | None:
     try:
         doc = json.loads(target.read_text())
         if doc["format"] != FORMAT or doc["header"] != _header(path):
             return None
         layouts = {name: _decode(value) for name, value in doc["layouts"].items()}
-        return Remembered(doc["info"], layouts)
+        return Remembered(doc["info"], layouts, doc["header"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # absent, damaged or of another format: the file is parsed again
 
