@@ -155,5 +155,7 @@ def test_only_the_needed_branches_are_read(wide):
 
 
 def test_each_file_opened_once(wide):
-    """One open per file for its metadata; the chunks reuse it (3 chunks per file here)."""
-    assert Counter(wide["opened"]) == Counter(wide["urls"])
+    """No file is opened by uproot more than once (3 chunks per file here). These are read
+    without it: highrate's TTree reader describes them, the basket reader reads them."""
+    assert all(n == 1 for n in Counter(wide["opened"]).values())
+    assert wide["opened"] == []

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from highrate.data import credentials
-from highrate.data.io import metacache, rntuple
+from highrate.data.io import metacache, rntuple, ttree_meta
 from highrate.data.io.baskets import branch_layout
 from highrate.data.io.opening import check_complete, open_local, release_handles, remote_error
 from highrate.data.io.sources import AccessOptions, local_path, open_args
@@ -272,6 +272,10 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
     remembered = metacache.lookup(path, tree) if path is not None else None
     if remembered is not None:
         return _info_from(remembered.info, url)
+    by_hand = ttree_meta.describe_local(path, tree) if path is not None else None
+    if by_hand is not None:  # remembered like uproot's answer, so reading it needs no parse either
+        metacache.remember(path, tree, *by_hand)  # type: ignore[arg-type]
+        return _info_from(by_hand[0], url)
     with opened(url, tree, access) as handle:
         layouts: dict[str, Any] | None = {} if path is not None else None
         if handle.kind == "rntuple":
