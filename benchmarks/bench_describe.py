@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from highrate.data.io import files, ttree_meta
+from highrate.data.io import files
 from highrate.testing import generate_file
 
 
@@ -31,10 +31,10 @@ def by_uproot(path: Path) -> files.FileInfo:
 
 
 def by_hand(path: Path) -> files.FileInfo:
-    found = ttree_meta.describe_local(str(path), "Events")
+    found = files.info_by_hand(str(path), str(path), "Events")
     if found is None:
         raise SystemExit(f"{path}: the TTree reader refused the file")
-    return files._info_from(found[0], str(path))
+    return found[0]
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ def _by_uproot(path: Path, tree: str) -> tuple[files.FileInfo, dict]:
 
 
 def _by_hand(path: Path, tree: str) -> files.FileInfo:
-    found = ttree_meta.describe_local(str(path), tree)
+    found = files.info_by_hand(str(path), str(path), tree)
     assert found is not None, "the reader refused a file it should read"
-    return files._info_from(found[0], str(path)), found[1]
+    return found
 
 
 CASES = {
@@ -109,10 +109,10 @@ def test_a_root_written_file_is_read_or_refused_cleanly(tmp_path):
     out.Write()
     out.Close()
     expected, expected_layouts = _by_uproot(path, "Events")
-    found = ttree_meta.describe_local(str(path), "Events")
+    found = files.info_by_hand(str(path), str(path), "Events")
     if found is None:
         pytest.skip("the reader leaves this ROOT version's files to uproot")
-    got = files._info_from(found[0], str(path))
+    got = found[0]
     assert got == expected and got.branches["Muon_pt"].counter == "nMuon"
     for name, want in expected_layouts.items():
         np.testing.assert_array_equal(found[1][name].seeks, want.seeks, err_msg=name)

@@ -272,10 +272,10 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
     remembered = metacache.lookup(path, tree) if path is not None else None
     if remembered is not None:
         return _info_from(remembered.info, url)
-    by_hand = ttree_meta.describe_local(path, tree) if path is not None else None
+    by_hand = info_by_hand(path, url, tree) if path is not None else None
     if by_hand is not None:  # remembered like uproot's answer, so reading it needs no parse either
-        metacache.remember(path, tree, *by_hand)  # type: ignore[arg-type]
-        return _info_from(by_hand[0], url)
+        metacache.remember(path, tree, _info_doc(by_hand[0]), by_hand[1])
+        return by_hand[0]
     with opened(url, tree, access) as handle:
         layouts: dict[str, Any] | None = {} if path is not None else None
         if handle.kind == "rntuple":
@@ -288,6 +288,15 @@ def describe(url: str, tree: str, access: AccessOptions | None = None) -> FileIn
             handle.layouts.update(layouts)
             metacache.remember(path, tree, _info_doc(info), layouts)
         return info
+
+
+def info_by_hand(path: str, url: str, tree: str) -> tuple[FileInfo, dict[str, Any]] | None:
+    """The file's description and layouts from :mod:`ttree_meta`, or ``None`` (uproot's turn)."""
+    found = ttree_meta.describe_local(path, tree)
+    return None if found is None else (FileInfo(
+        url=url, tree=tree, entries=found.entries, uuid=found.uuid, size=found.size, clusters=found.clusters,
+        branches={k: BranchInfo(*v) for k, v in found.branches.items()}, other_branches=found.other_branches,
+        gen_sumw=found.gen_sumw, gen_sumw_from=found.gen_sumw_from), found.layouts)
 
 
 def _info_doc(info: FileInfo) -> dict[str, Any]:

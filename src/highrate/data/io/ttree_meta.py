@@ -346,11 +346,26 @@ def branch_sum(fd: int, meta: TreeMeta, name: str) -> float:
     return float(np.sum(read_branch(layout, fd, 0, meta.entries, None), dtype=np.float64))
 
 
-def describe_local(path: str, tree: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """A local file's description as ``files.describe`` remembers it (the same keys), and its
-    branches' layouts; ``None`` where uproot must describe the file (another format, another class
-    version, or no such tree: uproot says what is wrong). The generator-weight sum is read as
-    ``files._gen_sumw`` reads it: ``Runs/genEventSumw``, else the events' ``genWeight``."""
+@dataclass(frozen=True)
+class Described:
+    """A local file as ``files.describe`` describes it, and its branches' layouts."""
+
+    entries: int
+    uuid: str
+    size: int
+    clusters: tuple[int, ...]
+    branches: dict[str, tuple[str, str | None]]  # numbers: (dtype, counter)
+    other_branches: tuple[str, ...]
+    gen_sumw: float | None
+    gen_sumw_from: str | None
+    layouts: dict[str, BranchLayout | None]
+
+
+def describe_local(path: str, tree: str) -> Described | None:
+    """The description of a local file's ``tree``; ``None`` where uproot must describe the file
+    (another format, another class version, or no such tree: uproot says what is wrong). The
+    generator-weight sum is read as ``files._gen_sumw`` reads it: ``Runs/genEventSumw``, else the
+    events' ``genWeight``."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -372,11 +387,8 @@ def describe_local(path: str, tree: str) -> tuple[dict[str, Any], dict[str, Any]
             gen_sumw, source = branch_sum(fd, meta, "genWeight"), "genWeight"
         else:
             gen_sumw, source = None, None
-        doc = {"tree": tree, "entries": meta.entries, "uuid": file_uuid, "size": os.fstat(fd).st_size,
-               "clusters": list(meta.clusters), "branches": {k: list(v) for k, v in numbers.items()},
-               "other_branches": [k for k, v in meta.branches.items() if v is None], "gen_sumw": gen_sumw,
-               "kind": "ttree", "gen_sumw_from": source}
-        return doc, dict(meta.layouts)
+        return Described(meta.entries, file_uuid, os.fstat(fd).st_size, meta.clusters, numbers,
+                         tuple(k for k, v in meta.branches.items() if v is None), gen_sumw, source, dict(meta.layouts))
     except Exception:  # Unsupported, or a damaged basket: uproot describes the file, or says what is wrong
         return None
     finally:
